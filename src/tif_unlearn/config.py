@@ -1,0 +1,158 @@
+"""Run configurations: dataclasses validated in ``__post_init__``, optionally from a flat YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import TifError
+
+SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class TrainConfig:
+    """Options shared by ``tif finetune`` and ``tif unlearn``."""
+
+    model: str = field(
+        default="smollm2-135m", metadata={"help": "HF folder, hub id, .gguf or smollm2-135m"}
+    )
+    out: str = field(default="", metadata={"help": "output model folder"})
+    epochs: float = field(default=10.0, metadata={"help": "training epochs"})
+    lr: float = field(default=1e-5, metadata={"help": "peak learning rate (AdamW)"})
+    batch_size: int = field(default=4, metadata={"help": "per-device batch size"})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after N optimizer steps (-1: off)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
+    scheduler: str = field(default="linear", metadata={"help": f"one of {SCHEDULERS}"})
+    seed: int = field(default=0, metadata={"help": "random seed (data order, retain pairing)"})
+    max_length: int = field(default=512, metadata={"help": "truncate examples to N tokens"})
+    dtype: str = field(default="float32", metadata={"help": f"weights dtype, one of {DTYPE_NAMES}"})
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast (fp32 master weights)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --out"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "run model code from the hub"})
+    allow_pickle: bool = field(default=False, metadata={"help": "accept pickle (.bin) weights"})
+    field_map: str | None = field(
+        default=None, metadata={"help": "rename fields: prompt=question,..."}
+    )
+
+    def __post_init__(self):
+        checks = [
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.epochs > 0, f"epochs must be > 0, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
+            (self.max_steps == -1 or self.max_steps >= 1, "max_steps must be >= 1 (or -1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
+            (self.max_length >= 8, "max_length must be >= 8"),
+            (self.dtype in DTYPE_NAMES, f"dtype must be one of {DTYPE_NAMES}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TifError(message)
+        if not self.out:
+            raise TifError("--out is required")
+
+
+@dataclass
+class FinetuneConfig(TrainConfig):
+    data: str = field(default="", metadata={"help": "QA records to fine-tune on"})
+    epochs: float = 5.0
+    warmup_epochs: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.data:
+            raise TifError("--data is required")
+
+
+@dataclass
+class UnlearnConfig(TrainConfig):
+    method: str = field(default="tif", metadata={"help": "unlearning method"})
+    forget: str = field(default="", metadata={"help": "forget records (annotated for tif)"})
+    retain: str | None = field(default=None, metadata={"help": "retain records"})
+    refusals: str | None = field(default=None, metadata={"help": "refusal sentences (idkdpo)"})
+    live_reference: bool = field(default=False, metadata={"help": "keep a frozen reference model"})
+    reference_batch_size: int = field(default=8, metadata={"help": "batch size of reference pass"})
+    # Method hyperparameters: None means "the method's default".
+    beta: float | None = field(default=None, metadata={"help": "inverse temperature β"})
+    lambda_pl: float | None = field(default=None, metadata={"help": "TIF preservation weight"})
+    lambda_retain: float | None = field(default=None, metadata={"help": "retain NLL weight"})
+    per_sample: bool | None = field(default=None, metadata={"help": "TIF: sigmoid per sample"})
+    lpl_space: str | None = field(default=None, metadata={"help": "TIF: logit | logprob"})
+    forget_scale: float | None = field(default=None, metadata={"help": "TIF: forget-loss scale"})
+    gamma: float | None = field(default=None, metadata={"help": "SimNPO margin γ"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.forget:
+            raise TifError("--forget is required")
+        if self.reference_batch_size < 1:
+            raise TifError("reference_batch_size must be >= 1")
+
+
+METHOD_OPTIONS = (
+    "beta",
+    "lambda_pl",
+    "lambda_retain",
+    "per_sample",
+    "lpl_space",
+    "forget_scale",
+    "gamma",
+)
+
+
+def method_config(method, config: UnlearnConfig):
+    """Build the method's config from the options the user set; refuse ones it doesn't use."""
+    accepted = {f.name for f in fields(method.config_cls)}
+    given = {
+        name: getattr(config, name) for name in METHOD_OPTIONS if getattr(config, name) is not None
+    }
+    unused = sorted(set(given) - accepted)
+    if unused:
+        names = ", ".join("--" + n.replace("_", "-") for n in unused)
+        raise TifError(f"{names} does not apply to method '{method.name}'")
+    try:
+        return method.config_cls(**given)
+    except ValueError as err:
+        raise TifError(str(err)) from err
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a flat YAML mapping of option names (dashes or underscores) to values."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise TifError(f"config file {path} not found") from err
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise TifError(f"config file {path}: {str(err).splitlines()[0]}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or any(isinstance(v, dict | list) for v in data.values()):
+        raise TifError(f"config file {path} must be a flat mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def build_config(cls, yaml_path: str | None, overrides: dict):
+    """Merge YAML values and command-line overrides (non-None) into ``cls``; unknown keys fail."""
+    values = load_yaml(yaml_path) if yaml_path else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TifError(f"unknown option(s) in config: {', '.join(unknown)}")
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise TifError(f"bad config: {err}") from err
+
+
+def as_dict(config) -> dict:
+    return dataclasses.asdict(config)

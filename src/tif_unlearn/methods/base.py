@@ -1,0 +1,86 @@
+"""What every method shares: the Method record, forward passes over a stream, reference values.
+
+A method is a config dataclass plus a thin ``compute_loss(model, batch, config)`` hook that runs
+forward passes and calls the pure functions of ``tif_unlearn.losses``. Reference values (the
+frozen starting model's outputs) arrive inside the batch, either cached before training or
+filled in per step from a live reference model; the hook never sees the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .. import losses
+
+# Reference quantities a method can ask for, per stream.
+TOKEN_LOGITS = "token_logits"  # raw logit of each label token -> stream["ref_token_logits"]
+TOKEN_LOGPS = "token_logps"  # log-prob of each label token  -> stream["ref_token_logits"]
+SEQ_LOGP = "seq_logp"  # summed answer log-prob          -> stream["ref_seq_logp"]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    config_cls: type
+    compute_loss: Callable  # (model, batch, config) -> (loss, {name: float})
+    summary: str
+    retain: str = "optional"  # "required" | "optional" | "unused"
+    uses_idk: bool = False
+    reference: Callable[[object], dict[str, str]] = field(default=lambda config: {})
+
+
+def stream_logits(model, stream: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Forward one stream; return next-token-aligned ``(logits, labels)``: (B, T-1, V), (B, T-1)."""
+    out = model(input_ids=stream["input_ids"], attention_mask=stream["attention_mask"])
+    return losses.shift_for_next_token(out.logits, stream["labels"])
+
+
+def answer_mask(labels: Tensor) -> Tensor:
+    return labels != losses.IGNORE_INDEX  # (B, T-1)
+
+
+def stream_token_logps(model, stream: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Per-token log-probs (B, T-1) of the labels and the answer mask."""
+    logits, labels = stream_logits(model, stream)
+    return losses.token_logprobs(logits, labels), answer_mask(labels)
+
+
+def stream_seq_logp(model, stream: dict[str, Tensor]) -> Tensor:
+    token_logps, mask = stream_token_logps(model, stream)
+    return losses.sequence_logprob(token_logps, mask)  # (B,)
+
+
+def retain_nll(model, batch: dict, weight: float) -> tuple[Tensor | None, dict[str, float]]:
+    """λ_R · NLL on the retain stream, or ``(None, {})`` when there is no retain stream."""
+    if "retain" not in batch or weight == 0:
+        return None, {}
+    token_logps, mask = stream_token_logps(model, batch["retain"])
+    nll = losses.nll_loss(token_logps, mask)
+    return weight * nll, {"retain_nll": float(nll.detach())}
+
+
+def add_retain(model, batch: dict, loss: Tensor, logs: dict, weight: float):
+    term, retain_logs = retain_nll(model, batch, weight)
+    if term is not None:
+        loss = loss + term
+    return loss, {**logs, **retain_logs}
+
+
+@torch.no_grad()
+def reference_values(model, stream: dict[str, Tensor], kind: str) -> dict[str, Tensor]:
+    """Compute the reference quantity ``kind`` for a padded stream (no gradients)."""
+    logits, labels = stream_logits(model, stream)
+    if kind == SEQ_LOGP:
+        logps = losses.token_logprobs(logits, labels)
+        return {"ref_seq_logp": losses.sequence_logprob(logps, answer_mask(labels))}
+    values = losses.token_logits(logits, labels) if kind == TOKEN_LOGITS else None
+    if kind == TOKEN_LOGPS:
+        values = losses.token_logprobs(logits, labels)
+    if values is None:
+        raise ValueError(f"unknown reference kind {kind!r}")
+    # Aligned with input positions: position t holds the value for token t (t >= 1).
+    return {"ref_token_logits": torch.nn.functional.pad(values, (1, 0))}  # (B, T)

@@ -1,0 +1,43 @@
+"""IdkDPO: DPO preferring a refusal ("I don't know") over the true forget answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import losses
+from .base import SEQ_LOGP, Method, add_retain, stream_seq_logp
+
+
+@dataclass
+class IdkDpoConfig:
+    beta: float = 0.1  # open-unlearning default
+    lambda_retain: float = 1.0
+
+    def __post_init__(self):
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.lambda_retain < 0:
+            raise ValueError("lambda_retain must be >= 0")
+
+
+def compute_loss(model, batch: dict, config: IdkDpoConfig):
+    forget, idk = batch["forget"], batch["idk"]
+    loss = losses.dpo_loss(
+        stream_seq_logp(model, idk),  # chosen: the refusal
+        stream_seq_logp(model, forget),  # rejected: the true answer
+        idk["ref_seq_logp"],
+        forget["ref_seq_logp"],
+        beta=config.beta,
+    )
+    logs = {"dpo": float(loss.detach())}
+    return add_retain(model, batch, loss, logs, config.lambda_retain)
+
+
+METHOD = Method(
+    name="idkdpo",
+    config_cls=IdkDpoConfig,
+    compute_loss=compute_loss,
+    summary="DPO towards a refusal instead of the forget answer",
+    uses_idk=True,
+    reference=lambda config: {"forget": SEQ_LOGP, "idk": SEQ_LOGP},
+)

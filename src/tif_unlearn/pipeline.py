@@ -1,0 +1,246 @@
+"""End-to-end runs: records -> (annotated) examples -> batches -> trainer -> model folder.
+
+``run_unlearn`` and ``run_finetune`` are what ``tif unlearn`` / ``tif finetune`` call; they are
+also the Python API. Every input is validated before the model is loaded, and the output
+folder is written atomically together with ``tif_run.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments
+
+from . import __version__
+from .config import FinetuneConfig, TrainConfig, UnlearnConfig, as_dict, method_config
+from .data.batches import UnlearnCollator, UnlearnDataset, pad_stream
+from .data.encoding import encode_record
+from .data.loaders import load_records, load_refusals, parse_field_map
+from .data.records import QARecord
+from .errors import DataError, TifError
+from .methods import METHODS
+from .models import load_model, save_model
+from .trainer import (
+    FinetuneTrainer,
+    SupervisedDataset,
+    UnlearnTrainer,
+    cache_reference,
+    frozen_copy,
+)
+
+RUN_FILE = "tif_run.json"
+
+
+def check_output(out: str, model: str, overwrite: bool) -> None:
+    """Refuse to write over the input model, or into a non-empty folder without --overwrite."""
+    out_path = Path(out)
+    if Path(model).exists() and out_path.resolve() == Path(model).resolve():
+        raise TifError(f"--out {out} is the input model folder; choose another folder")
+    if out_path.exists() and not out_path.is_dir():
+        raise TifError(f"--out {out} exists and is not a folder")
+    if out_path.is_dir() and any(out_path.iterdir()) and not overwrite:
+        raise TifError(f"--out {out} is not empty (pass --overwrite to replace it)")
+
+
+def file_digest(source: str | None) -> str | None:
+    if source is None or not Path(source).is_file():
+        return None
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import transformers
+
+    return {
+        "tif_unlearn": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def training_arguments(config: TrainConfig, n_examples: int, output_dir: str) -> TrainingArguments:
+    steps_per_epoch = math.ceil(n_examples / (config.batch_size * config.grad_accum))
+    total = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
+    warmup = min(round(steps_per_epoch * config.warmup_epochs), max(total - 1, 0))
+    scheduler = config.scheduler
+    if scheduler == "constant" and warmup:
+        scheduler = "constant_with_warmup"
+    return TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_steps=warmup,
+        lr_scheduler_type=scheduler,
+        seed=config.seed,
+        bf16=config.bf16,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+
+
+def encode_all(tokenizer, records, max_length: int) -> list[dict]:
+    return [encode_record(tokenizer, r, max_length=max_length).as_dict() for r in records]
+
+
+def require_annotations(records, source: str) -> None:
+    for record in records:
+        if record.unwanted_spans is None:
+            raise DataError(
+                "record has no unwanted-word annotation (unwanted_spans); "
+                "annotate the forget set with `tif identify` first",
+                path=record.source or source,
+            )
+
+
+def idk_records(forget, refusals: list[str], seed: int) -> list[QARecord]:
+    """Pair each forget question with a refusal drawn at random (seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(refusals), (len(forget),), generator=generator).tolist()
+    return [QARecord(r.question, refusals[i]) for r, i in zip(forget, picks, strict=True)]
+
+
+def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:
+    """Load and validate every input record before any model is loaded."""
+    field_map = parse_field_map(config.field_map)
+    forget = load_records(config.forget, field_map=field_map)
+    if method.name == "tif":
+        require_annotations(forget, config.forget)
+    if method.retain == "required" and not config.retain:
+        raise TifError(f"method '{method.name}' needs a retain set (--retain)")
+    retain = None
+    if config.retain and method.retain != "unused":
+        retain = load_records(config.retain, field_map=field_map)
+    idk = None
+    if method.uses_idk:
+        if not all(isinstance(r, QARecord) for r in forget):
+            raise TifError(f"method '{method.name}' needs question/answer forget records")
+        idk = idk_records(forget, load_refusals(config.refusals), config.seed)
+    return {"forget": forget, "retain": retain, "idk": idk}
+
+
+def build_streams(model, tokenizer, inputs: dict, config: UnlearnConfig, reference: dict) -> dict:
+    """Encode every stream and, unless the reference is live, cache its reference values."""
+    streams = {}
+    for name, records in inputs.items():
+        if records is None:
+            continue
+        examples = encode_all(tokenizer, records, config.max_length)
+        if name in reference and not config.live_reference:
+            examples = cache_reference(
+                model,
+                examples,
+                reference[name],
+                pad_token_id=tokenizer.pad_token_id,
+                batch_size=config.reference_batch_size,
+                desc=f"{name} reference",
+            )
+        streams[name] = examples
+    return streams
+
+
+def token_counts(examples: list[dict]) -> dict[str, int]:
+    return {
+        "uw_tokens": sum(sum(e["uw_mask"]) for e in examples),
+        "gw_tokens": sum(sum(e["gw_mask"]) for e in examples),
+    }
+
+
+def run_unlearn(config: UnlearnConfig) -> Path:
+    """Unlearn ``config.forget`` from ``config.model`` and save the result to ``config.out``."""
+    if config.method not in METHODS:
+        raise TifError(f"unknown method '{config.method}' (choose from {', '.join(METHODS)})")
+    method = METHODS[config.method]
+    hyper = method_config(method, config)
+    check_output(config.out, config.model, config.overwrite)
+    inputs = load_unlearn_inputs(config, method)
+    model, tokenizer = load_model(
+        config.model,
+        dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
+    reference = method.reference(hyper)
+    streams = build_streams(model, tokenizer, inputs, config, reference)
+    dataset = UnlearnDataset(
+        streams["forget"], streams.get("retain"), streams.get("idk"), seed=config.seed
+    )
+    live = frozen_copy(model) if config.live_reference and reference else None
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+        trainer = UnlearnTrainer(
+            model=model,
+            args=training_arguments(config, len(dataset), scratch),
+            train_dataset=dataset,
+            data_collator=UnlearnCollator(tokenizer.pad_token_id),
+            method=method,
+            method_config=hyper,
+            live_reference=live,
+        )
+        trainer.train()
+    record = {
+        "command": "unlearn",
+        "config": as_dict(config),
+        "method": method.name,
+        "method_config": as_dict(hyper),
+        "data": {
+            name: {
+                "source": getattr(config, name, None),
+                "sha256": file_digest(getattr(config, name, None)),
+            }
+            for name in ("forget", "retain", "refusals")
+        },
+        "examples": {name: len(examples) for name, examples in streams.items()},
+        "tokens": token_counts(streams["forget"]),
+        "versions": library_versions(),
+        "train_seconds": round(time.time() - started, 2),
+        "log": trainer.state.log_history,
+    }
+    save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record})
+    return Path(config.out)
+
+
+def run_finetune(config: FinetuneConfig) -> Path:
+    """Supervised fine-tuning on QA records (e.g. to build TOFU target and retain models)."""
+    check_output(config.out, config.model, config.overwrite)
+    records = load_records(config.data, kind="qa", field_map=parse_field_map(config.field_map))
+    model, tokenizer = load_model(
+        config.model,
+        dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
+    dataset = SupervisedDataset(encode_all(tokenizer, records, config.max_length))
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+        trainer = FinetuneTrainer(
+            model=model,
+            args=training_arguments(config, len(dataset), scratch),
+            train_dataset=dataset,
+            data_collator=lambda items: pad_stream(items, tokenizer.pad_token_id),
+        )
+        trainer.train()
+    record = {
+        "command": "finetune",
+        "config": as_dict(config),
+        "data": {"source": config.data, "sha256": file_digest(config.data)},
+        "examples": len(dataset),
+        "versions": library_versions(),
+        "train_seconds": round(time.time() - started, 2),
+        "log": trainer.state.log_history,
+    }
+    save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record})
+    return Path(config.out)

@@ -1,0 +1,123 @@
+"""UnlearnTrainer: a transformers.Trainer whose loss is the chosen unlearning method.
+
+Reference values (what a method needs from the frozen starting model) are computed once by
+``cache_reference`` before training and stored inside the examples, so no second model is
+kept. ``live_reference`` instead keeps a frozen copy and fills the same fields every step.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import Trainer
+
+from .data.batches import LengthGroupedSampler, pad_stream
+from .methods.base import Method, reference_values
+
+
+def _strip_row(values: torch.Tensor, length: int) -> list[float] | float:
+    return values.tolist() if values.dim() == 0 else values[:length].tolist()
+
+
+@torch.no_grad()
+def cache_reference(
+    model,
+    examples: Sequence[dict],
+    kind: str,
+    *,
+    pad_token_id: int,
+    batch_size: int = 8,
+    desc: str = "reference",
+) -> list[dict]:
+    """Return copies of ``examples`` with the reference quantity ``kind`` stored in each."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    cached: list[dict | None] = [None] * len(examples)
+    for start in tqdm(range(0, len(order), batch_size), desc=f"caching {desc}", leave=False):
+        indices = order[start : start + batch_size]
+        stream = pad_stream([examples[i] for i in indices], pad_token_id)
+        stream = {k: v.to(device) for k, v in stream.items()}
+        values = reference_values(model, stream, kind)
+        for row, index in enumerate(indices):
+            length = len(examples[index]["input_ids"])
+            extra = {
+                key: _strip_row(tensor[row].float().cpu(), length) for key, tensor in values.items()
+            }
+            cached[index] = {**examples[index], **extra}
+    model.train(was_training)
+    return cached  # type: ignore[return-value]
+
+
+def frozen_copy(model):
+    reference = copy.deepcopy(model)
+    reference.eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+class UnlearnTrainer(Trainer):
+    """Trainer whose ``compute_loss`` calls the method hook on forget/retain/idk streams."""
+
+    def __init__(self, *args, method: Method, method_config, live_reference=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method, self.method_config = method, method_config
+        self.live_reference = live_reference
+        self._component_sums: dict[str, float] = defaultdict(float)
+        self._component_count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.live_reference is not None:
+            self._fill_live_reference(inputs)
+        loss, components = self.method.compute_loss(model, inputs, self.method_config)
+        for name, value in components.items():
+            self._component_sums[name] += value
+        self._component_count += 1
+        return (loss, None) if return_outputs else loss
+
+    def _fill_live_reference(self, inputs: dict) -> None:
+        for stream, kind in self.method.reference(self.method_config).items():
+            inputs[stream].update(reference_values(self.live_reference, inputs[stream], kind))
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if self._component_count and "loss" in logs:
+            for name, total in self._component_sums.items():
+                logs[name] = round(total / self._component_count, 6)
+            self._component_sums.clear()
+            self._component_count = 0
+        super().log(logs, *args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)
+
+
+class SupervisedDataset(torch.utils.data.Dataset):
+    """Encoded QA examples for plain fine-tuning (``tif finetune``)."""
+
+    def __init__(self, examples: Sequence[dict]):
+        self.examples = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.examples[index]
+
+    def lengths(self) -> list[int]:
+        return [len(e["input_ids"]) for e in self.examples]
+
+
+class FinetuneTrainer(Trainer):
+    """Plain supervised fine-tuning with length-grouped batches (the model computes the loss)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)

@@ -89,6 +89,7 @@ def training_arguments(config: TrainConfig, n_examples: int, output_dir: str) ->
         report_to="none",
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 

@@ -97,9 +97,11 @@ def _decode_value(text: str, pos: int, where: str) -> tuple[object, int]:
     try:
         return _DECODER.raw_decode(text, pos)
     except json.JSONDecodeError as exc:
-        raise DataError(
-            f"invalid JSON: {exc.msg} (column {exc.colno})", path=where, line=exc.lineno
-        ) from exc
+        start_line = text.count("\n", 0, pos) + 1
+        at = f"column {exc.colno}"
+        if exc.lineno != start_line:  # report the record's line, and where decoding failed
+            at = f"in the value starting here, at line {exc.lineno} column {exc.colno}"
+        raise DataError(f"invalid JSON: {exc.msg} ({at})", path=where, line=start_line) from exc
     except RecursionError as exc:
         line = text.count("\n", 0, pos) + 1
         raise DataError("invalid JSON: nested too deeply", path=where, line=line) from exc

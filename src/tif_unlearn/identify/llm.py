@@ -1,0 +1,185 @@
+"""The ``llm`` identifier (TIF paper, first identifier): a chat model lists the words of the
+answer that carry the knowledge asked for.
+
+The prompt states the paper's criteria (proper nouns, technical terms, roles, occupations,
+places, titles; the subject's name only when the question asks for it; no context words)
+and asks for a JSON list of strings. Replies are parsed leniently
+(:func:`~tif_unlearn.identify.llm_parse.parse_string_list`); every listed string is looked up
+in the answer (case-insensitive, whole words, every occurrence) and the matches become the
+UW spans. Strings not found are ignored; a sample whose reply holds no list, or whose listed
+strings are all absent from the answer, is a failure.
+
+Two backends: a local Hugging Face chat model (``model=``: a spec for
+:func:`tif_unlearn.models.load_model` or a model object with ``tokenizer=``; batched greedy
+generation with left padding), or an OpenAI-compatible endpoint (``api_base=`` and
+``api_model=``; the key is read from ``$OPENAI_API_KEY`` and sent only in the Authorization
+header, never logged or written). Replies are cached in a JSON-lines file keyed by the
+sha256 of (backend, model, prompt), so a rerun makes no model call.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..data.records import QARecord, Record, Span
+from ..errors import TifError
+from .base import Failed, IdentifyResult, SampleResult, run_batched
+from .llm_backends import ChatBackend, HFChatBackend, OpenAIChatBackend
+from .llm_cache import ReplyCache
+from .llm_parse import parse_string_list
+
+DEFAULT_LOCAL_MODEL = "smollm2-135m"
+
+QA_PROMPT = """You help remove private facts from a language model. Below are a question and \
+its answer. List the words or short phrases of the answer that directly and sufficiently \
+answer the question: proper nouns, names, places, dates, titles of works and awards, \
+technical terms, roles and occupations. Include the name of the person the question is about \
+only if the question asks for that name. Leave out words that merely repeat the question or \
+give context.
+
+Question: {question}
+Answer: {answer}
+
+Reply with only a JSON list of strings copied exactly from the answer, for example \
+["first phrase", "second phrase"], or [] if there is none."""
+
+TEXT_PROMPT = """You help remove private facts from a language model. List the words or \
+short phrases of the text below that carry specific knowledge about its subject: proper \
+nouns, names, places, dates, titles of works and awards, technical terms, roles and \
+occupations. Leave out general words.
+
+Text: {text}
+
+Reply with only a JSON list of strings copied exactly from the text, for example \
+["first phrase", "second phrase"], or [] if there is none."""
+
+
+def build_prompt(record: Record) -> str:
+    """The instruction sent to the chat model for one record."""
+    if isinstance(record, QARecord):
+        return QA_PROMPT.format(question=record.question, answer=record.answer)
+    return TEXT_PROMPT.format(text=record.target)
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern:
+    """Case-insensitive whole-word pattern; straight and curly quotes match each other."""
+    escaped = re.escape(phrase)
+    escaped = re.sub(r"\\?['’]", "['’]", escaped)
+    escaped = re.sub(r'\\?["“”]', '["“”]', escaped)
+    escaped = re.sub(r"(\\ )+", r"\\s+", escaped)
+    return re.compile(rf"(?<!\w){escaped}(?!\w)", re.IGNORECASE)
+
+
+def spans_for_strings(text: str, strings: Sequence[str]) -> list[Span]:
+    """Every whole-word, case-insensitive occurrence in ``text`` of each string."""
+    spans: list[Span] = []
+    for phrase in strings:
+        phrase = phrase.strip().strip("\"'“”‘’").strip()
+        if phrase:
+            spans.extend(m.span() for m in _phrase_pattern(phrase).finditer(text))
+    return spans
+
+
+def reply_to_spans(text: str, reply: str) -> SampleResult:
+    """UW spans of ``text`` from one model reply, or Failed (see module doc)."""
+    strings = parse_string_list(reply)
+    if strings is None:
+        return Failed(f"no list in the model's reply: {reply[:120]!r}")
+    spans = spans_for_strings(text, strings)
+    if strings and not spans:
+        return Failed(f"none of the {len(strings)} listed strings occurs in the text")
+    return spans
+
+
+def make_backend(
+    *,
+    model=None,
+    tokenizer=None,
+    model_name: str | None = None,
+    api_base: str | None = None,
+    api_model: str | None = None,
+    max_new_tokens: int = 64,
+    **http_options,
+) -> ChatBackend:
+    """An HTTP backend when ``api_base`` is given, else a local model (default the embedded
+    ``smollm2-135m``). ``http_options``: timeout, max_retries, backoff, workers."""
+    if api_base:
+        if model is not None:
+            raise TifError("give either api_base (an endpoint) or model (a local model), not both")
+        if not api_model:
+            raise TifError("api_base needs api_model: the model name the endpoint serves")
+        return OpenAIChatBackend(api_base, api_model, max_new_tokens=max_new_tokens, **http_options)
+    return HFChatBackend(
+        model if model is not None else DEFAULT_LOCAL_MODEL,
+        tokenizer,
+        model_name=model_name,
+        max_new_tokens=max_new_tokens,
+    )
+
+
+def _replies(backend: ChatBackend, cache: ReplyCache, prompts: list[str]) -> list[str | Failed]:
+    """Cached replies where available; the others from the backend (then cached)."""
+    replies: list[str | Failed | None] = [
+        cache.get(backend.name, backend.model_name, p) for p in prompts
+    ]
+    missing = [i for i, reply in enumerate(replies) if reply is None]
+    if missing:
+        fresh = backend.complete([prompts[i] for i in missing])
+        for i, reply in zip(missing, fresh, strict=True):
+            replies[i] = reply
+            if isinstance(reply, str):
+                cache.put(backend.name, backend.model_name, prompts[i], reply)
+    return replies
+
+
+def identify_llm(
+    records: Sequence[Record],
+    *,
+    model=None,
+    tokenizer=None,
+    model_name: str | None = None,
+    api_base: str | None = None,
+    api_model: str | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    timeout: float = 60.0,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    workers: int = 4,
+    progress: bool = True,
+) -> IdentifyResult:
+    """Ask a chat model for the UW of each record (see module doc).
+
+    Local: ``model`` (spec or object, with ``tokenizer`` and ``model_name`` for caching).
+    Endpoint: ``api_base`` + ``api_model`` (+ ``timeout``, ``max_retries``, ``backoff``
+    seconds, ``workers`` parallel requests). ``cache_dir``: where ``replies.jsonl`` lives
+    (default ``$TIF_CACHE_DIR/identify-llm``); ``use_cache=False`` disables it.
+    """
+    started = time.perf_counter()
+    http = {"timeout": timeout, "max_retries": max_retries, "backoff": backoff, "workers": workers}
+    backend = make_backend(
+        model=model,
+        tokenizer=tokenizer,
+        model_name=model_name,
+        api_base=api_base,
+        api_model=api_model,
+        max_new_tokens=max_new_tokens,
+        **(http if api_base else {}),
+    )
+    cache = ReplyCache(cache_dir, enabled=use_cache and backend.cacheable)
+
+    def batch_fn(batch: list[Record]) -> list[SampleResult]:
+        replies = _replies(backend, cache, [build_prompt(r) for r in batch])
+        return [
+            reply if isinstance(reply, Failed) else reply_to_spans(record.target, reply)
+            for record, reply in zip(batch, replies, strict=True)
+        ]
+
+    return run_batched(
+        records, batch_fn, batch_size=batch_size, desc="llm", progress=progress, started=started
+    )

@@ -1,0 +1,328 @@
+"""Batches: padding per key, stream collation, retain pairing, length grouping, reference cache."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from conftest import QA_PAIRS
+from tif_unlearn.data.batches import (
+    LengthGroupedSampler,
+    UnlearnCollator,
+    UnlearnDataset,
+    pad_stream,
+)
+from tif_unlearn.data.encoding import IGNORE_INDEX, encode_record
+from tif_unlearn.data.records import QARecord
+from tif_unlearn.methods.base import SEQ_LOGP, TOKEN_LOGITS, TOKEN_LOGPS
+from tif_unlearn.trainer import cache_reference
+
+PAD = 7
+
+
+def example(ids, labels, uw, gw, **extra) -> dict:
+    return {"input_ids": ids, "labels": labels, "uw_mask": uw, "gw_mask": gw, **extra}
+
+
+SHORT = example([5, 6], [-100, 6], [False, True], [False, False])
+LONG = example([1, 2, 3, 4], [-100, -100, 3, 4], [False, False, True, False], [False] * 3 + [True])
+
+
+# --------------------------------------------------------------------------- pad_stream
+
+
+def test_pad_stream_pads_right_with_per_key_values():
+    batch = pad_stream([SHORT, LONG], pad_token_id=PAD)
+    assert batch["input_ids"].tolist() == [[5, 6, PAD, PAD], [1, 2, 3, 4]]
+    assert batch["labels"].tolist() == [[-100, 6, -100, -100], [-100, -100, 3, 4]]
+    assert batch["uw_mask"].tolist() == [[False, True, False, False], [False, False, True, False]]
+    assert batch["gw_mask"].tolist() == [[False, False, False, False], [False, False, False, True]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+
+
+def test_pad_stream_dtypes_and_shapes():
+    batch = pad_stream([SHORT, LONG], pad_token_id=PAD)
+    assert batch["input_ids"].dtype == torch.long
+    assert batch["labels"].dtype == torch.long
+    assert batch["uw_mask"].dtype == torch.bool
+    assert batch["gw_mask"].dtype == torch.bool
+    assert batch["attention_mask"].dtype == torch.long
+    assert all(t.shape == (2, 4) for t in batch.values())
+
+
+def test_pad_stream_reference_values():
+    short = {**SHORT, "ref_token_logits": [0.0, 1.5], "ref_seq_logp": -2.25}
+    long = {**LONG, "ref_token_logits": [0.0, 0.5, -1.0, 3.0], "ref_seq_logp": -4.5}
+    batch = pad_stream([short, long], pad_token_id=PAD)
+    logits = batch["ref_token_logits"]
+    assert logits.dtype == torch.float32 and logits.shape == (2, 4)
+    assert logits.tolist() == [[0.0, 1.5, 0.0, 0.0], [0.0, 0.5, -1.0, 3.0]]
+    seq = batch["ref_seq_logp"]
+    assert seq.dtype == torch.float32 and seq.shape == (2,)
+    assert seq.tolist() == [-2.25, -4.5]
+
+
+def test_pad_stream_single_example_has_no_padding():
+    batch = pad_stream([LONG], pad_token_id=PAD)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1]]
+
+
+# --------------------------------------------------------------------------- collator
+
+
+def test_collator_pads_each_stream_to_its_own_length():
+    retain_a = {
+        "input_ids": [9] * 6,
+        "labels": [9] * 6,
+        "uw_mask": [False] * 6,
+        "gw_mask": [True] * 6,
+    }
+    retain_b = {
+        "input_ids": [8] * 3,
+        "labels": [8] * 3,
+        "uw_mask": [False] * 3,
+        "gw_mask": [True] * 3,
+    }
+    items = [{"forget": SHORT, "retain": retain_a}, {"forget": LONG, "retain": retain_b}]
+    batch = UnlearnCollator(pad_token_id=PAD)(items)
+    assert set(batch) == {"forget", "retain"}
+    assert batch["forget"]["input_ids"].shape == (2, 4)
+    assert batch["retain"]["input_ids"].shape == (2, 6)
+    assert batch["retain"]["input_ids"].tolist() == [[9] * 6, [8, 8, 8, PAD, PAD, PAD]]
+    assert batch["retain"]["labels"][1].tolist() == [8, 8, 8, -100, -100, -100]
+    assert batch["retain"]["attention_mask"].tolist() == [[1] * 6, [1, 1, 1, 0, 0, 0]]
+    assert batch["forget"]["input_ids"].tolist() == [[5, 6, PAD, PAD], [1, 2, 3, 4]]
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def tagged(n: int, tag: str) -> list[dict]:
+    return [{"input_ids": [i] * (i % 5 + 1), "tag": f"{tag}{i}"} for i in range(n)]
+
+
+FORGET = tagged(40, "f")
+RETAIN = tagged(12, "r")
+
+
+def retain_tags(dataset: UnlearnDataset) -> list[str]:
+    return [dataset[i]["retain"]["tag"] for i in range(len(dataset))]
+
+
+def test_retain_pairing_is_deterministic_for_a_seed():
+    first = retain_tags(UnlearnDataset(FORGET, RETAIN, seed=3))
+    second = retain_tags(UnlearnDataset(FORGET, RETAIN, seed=3))
+    assert first == second
+
+
+def test_retain_pairing_differs_across_seeds():
+    pairings = {tuple(retain_tags(UnlearnDataset(FORGET, RETAIN, seed=s))) for s in range(4)}
+    assert len(pairings) == 4
+
+
+def test_retain_pairing_uses_only_valid_retain_examples():
+    retain_set = {ex["tag"] for ex in RETAIN}
+    for seed in range(5):
+        dataset = UnlearnDataset(FORGET, RETAIN, seed=seed)
+        assert all(0 <= j < len(RETAIN) for j in dataset.retain_index)
+        tags = retain_tags(dataset)
+        assert set(tags) <= retain_set
+        # Random draws over 40 forget items should reach more than one retain example.
+        assert len(set(tags)) > 1
+
+
+def test_dataset_items_hold_forget_in_order_and_idk_one_to_one():
+    idk = tagged(len(FORGET), "i")
+    dataset = UnlearnDataset(FORGET, RETAIN, idk, seed=0)
+    assert len(dataset) == len(FORGET)
+    for i in (0, 17, 39):
+        item = dataset[i]
+        assert set(item) == {"forget", "retain", "idk"}
+        assert item["forget"]["tag"] == f"f{i}"
+        assert item["idk"]["tag"] == f"i{i}"
+
+
+def test_dataset_without_retain_or_idk_has_forget_only():
+    dataset = UnlearnDataset(FORGET)
+    assert set(dataset[0]) == {"forget"}
+    assert dataset.lengths() == [len(ex["input_ids"]) for ex in FORGET]
+
+
+def test_idk_count_mismatch_raises():
+    with pytest.raises(ValueError, match="one-to-one"):
+        UnlearnDataset(FORGET, RETAIN, tagged(len(FORGET) - 1, "i"))
+
+
+def test_empty_forget_set_raises():
+    with pytest.raises(ValueError, match="empty"):
+        UnlearnDataset([], RETAIN)
+
+
+# --------------------------------------------------------------------------- sampler
+
+
+def random_lengths(n: int = 256, seed: int = 0) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randint(5, 300) for _ in range(n)]
+
+
+def padding(order: list[int], lengths: list[int], batch_size: int) -> int:
+    """Σ over batches of (max_len · B − Σ lengths): the pad tokens a right-padded batch holds."""
+    total = 0
+    for start in range(0, len(order), batch_size):
+        batch = [lengths[i] for i in order[start : start + batch_size]]
+        total += max(batch) * len(batch) - sum(batch)
+    return total
+
+
+def test_sampler_yields_a_permutation():
+    lengths = random_lengths(101)
+    sampler = LengthGroupedSampler(lengths, group_size=4, seed=0)
+    order = list(sampler)
+    assert len(sampler) == 101
+    assert sorted(order) == list(range(101))
+
+
+def test_sampler_is_deterministic_per_seed_and_epoch():
+    lengths = random_lengths()
+    a = LengthGroupedSampler(lengths, group_size=4, seed=5)
+    b = LengthGroupedSampler(lengths, group_size=4, seed=5)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert list(a) == list(b)
+    assert list(a) == list(a)  # iterating again gives the same order
+
+
+def test_sampler_order_changes_with_epoch_and_seed():
+    lengths = random_lengths()
+    sampler = LengthGroupedSampler(lengths, group_size=4, seed=5)
+    epoch0 = list(sampler)
+    sampler.set_epoch(1)
+    epoch1 = list(sampler)
+    assert epoch0 != epoch1
+    assert sorted(epoch0) == sorted(epoch1)
+    other_seed = list(LengthGroupedSampler(lengths, group_size=4, seed=99))
+    assert other_seed != epoch0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sampler_reduces_padding_vs_random_order(seed):
+    lengths = random_lengths(seed=seed)
+    batch_size = 4
+    grouped = padding(list(LengthGroupedSampler(lengths, batch_size, seed=seed)), lengths, 4)
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = padding(torch.randperm(len(lengths), generator=generator).tolist(), lengths, 4)
+    # Sorting inside mega-batches of 32 leaves neighbours of similar length: far less padding.
+    assert grouped < 0.5 * shuffled
+
+
+# --------------------------------------------------------------------------- reference cache
+
+
+@pytest.fixture
+def encoded_examples(tokenizer) -> list[dict]:
+    records = [QARecord(p["question"], p["answer"]) for p in QA_PAIRS]
+    records += [
+        QARecord("Who?", "Basil."),
+        QARecord(
+            "Tell me everything about the author Nikolai Abilov and the history of Kazakhstan.",
+            "Nikolai Abilov writes books about the history of Kazakhstan and won an award.",
+        ),
+        QARecord("What is the name of the book?", "The Silent Harbor."),
+    ]
+    examples = [encode_record(tokenizer, r).as_dict() for r in records]
+    assert len({len(e["input_ids"]) for e in examples}) > 3  # lengths differ: padding happens
+    return examples
+
+
+def alone(model, ex: dict) -> tuple[list[float], list[float], float]:
+    """One example, unbatched, no attention mask: (token logits, token log-probs, seq log-prob)."""
+    ids = torch.tensor([ex["input_ids"]])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0]  # (T, V)
+    logps = torch.log_softmax(logits.double(), dim=-1)
+    z, lp = [0.0], [0.0]
+    for t in range(1, len(ex["input_ids"])):
+        label = ex["labels"][t]
+        z.append(0.0 if label == IGNORE_INDEX else float(logits[t - 1, label]))
+        lp.append(0.0 if label == IGNORE_INDEX else float(logps[t - 1, label]))
+    return z, lp, sum(lp)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_cached_token_logits_match_unbatched(tiny_model, tokenizer, encoded_examples, batch_size):
+    tiny_model.eval()
+    cached = cache_reference(
+        tiny_model,
+        encoded_examples,
+        TOKEN_LOGITS,
+        pad_token_id=tokenizer.pad_token_id,
+        batch_size=batch_size,
+    )
+    assert len(cached) == len(encoded_examples)
+    for ex, out in zip(encoded_examples, cached, strict=True):
+        assert out["input_ids"] == ex["input_ids"]  # the example itself, in the same order
+        expected, _, _ = alone(tiny_model, ex)
+        values = out["ref_token_logits"]
+        assert len(values) == len(ex["input_ids"])
+        assert values[0] == 0.0
+        assert torch.allclose(torch.tensor(values), torch.tensor(expected), atol=1e-5)
+        # Answer positions carry real (non-zero) logits; prompt positions hold 0.0.
+        answer = [t for t, lab in enumerate(ex["labels"]) if lab != IGNORE_INDEX]
+        assert all(values[t] != 0.0 for t in answer)
+        assert all(values[t] == 0.0 for t, lab in enumerate(ex["labels"]) if lab == IGNORE_INDEX)
+
+
+def test_cached_token_logps_match_unbatched(tiny_model, tokenizer, encoded_examples):
+    tiny_model.eval()
+    cached = cache_reference(
+        tiny_model, encoded_examples, TOKEN_LOGPS, pad_token_id=tokenizer.pad_token_id, batch_size=4
+    )
+    for ex, out in zip(encoded_examples, cached, strict=True):
+        _, expected, _ = alone(tiny_model, ex)
+        values = out["ref_token_logits"]
+        assert values[0] == 0.0
+        assert torch.allclose(
+            torch.tensor(values, dtype=torch.float64),
+            torch.tensor(expected, dtype=torch.float64),
+            atol=1e-5,
+        )
+        assert all(v <= 0.0 for v in values)
+
+
+def test_cached_seq_logp_matches_unbatched(tiny_model, tokenizer, encoded_examples):
+    tiny_model.eval()
+    cached = cache_reference(
+        tiny_model, encoded_examples, SEQ_LOGP, pad_token_id=tokenizer.pad_token_id, batch_size=3
+    )
+    for ex, out in zip(encoded_examples, cached, strict=True):
+        _, _, expected = alone(tiny_model, ex)
+        assert isinstance(out["ref_seq_logp"], float)
+        assert out["ref_seq_logp"] == pytest.approx(expected, abs=1e-4)
+        assert out["ref_seq_logp"] < 0.0
+        assert "ref_token_logits" not in out
+
+
+def test_cache_reference_restores_training_mode_and_copies(tiny_model, tokenizer, encoded_examples):
+    tiny_model.train()
+    cached = cache_reference(
+        tiny_model, encoded_examples, TOKEN_LOGITS, pad_token_id=tokenizer.pad_token_id
+    )
+    assert tiny_model.training
+    assert all("ref_token_logits" not in ex for ex in encoded_examples)  # inputs untouched
+    assert all("ref_token_logits" in ex for ex in cached)
+
+
+def test_cached_examples_collate_back_into_a_batch(tiny_model, tokenizer, encoded_examples):
+    tiny_model.eval()
+    cached = cache_reference(
+        tiny_model, encoded_examples, TOKEN_LOGITS, pad_token_id=tokenizer.pad_token_id
+    )
+    batch = pad_stream(cached[:3], tokenizer.pad_token_id)
+    lengths = [len(ex["input_ids"]) for ex in cached[:3]]
+    assert batch["ref_token_logits"].shape == (3, max(lengths))
+    for row, n in enumerate(lengths):
+        assert batch["ref_token_logits"][row, n:].eq(0.0).all()

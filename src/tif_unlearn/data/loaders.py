@@ -28,6 +28,7 @@ from tif_unlearn.errors import DataError, TifError
 logger = logging.getLogger("tif_unlearn")
 
 HUB_PREFIX = "hf://"
+TOFU_PREFIX = "tofu:"  # tofu:forget01 -> the TOFU split, local folder or hub
 RECORD_KINDS = ("auto", "qa", "text")
 
 #: Used by :func:`load_refusals` when TOFU's ``idontknow.jsonl`` is not available.
@@ -217,6 +218,17 @@ def _hub_rows(source: str) -> list[tuple[int, object]]:
         ) from exc
 
 
+def _tofu_rows(source: str) -> tuple[str, list[tuple[int, object]]]:
+    """``tofu:SPLIT`` -> the TOFU split from the local data folder (or the hub)."""
+    from .tofu import default_tofu_dir, load_tofu_split
+
+    name = source[len(TOFU_PREFIX) :]
+    rows = load_tofu_split(name)
+    folder = default_tofu_dir()
+    where = str(folder / f"{name}.json") if folder else f"hf://locuslab/TOFU/{name}"
+    return where, list(enumerate(rows, start=1))
+
+
 def _row_dict(value: object, where: str, line: int, field_map: dict[str, str]) -> dict:
     """Turn one parsed value into a row dict: strings become ``{"text": s}``; renames applied."""
     if isinstance(value, str):
@@ -233,8 +245,12 @@ def _located_rows(
 ) -> list[tuple[str, int, dict]]:
     """Rows of a file or hub dataset as ``(path, line, row)``."""
     where = os.fspath(source)
-    is_hub = isinstance(where, str) and where.startswith(HUB_PREFIX)
-    values = _hub_rows(where) if is_hub else read_json_rows(source)
+    if isinstance(where, str) and where.startswith(TOFU_PREFIX):
+        where, values = _tofu_rows(where)
+    elif isinstance(where, str) and where.startswith(HUB_PREFIX):
+        values = _hub_rows(where)
+    else:
+        values = read_json_rows(source)
     mapping = field_map or {}
     return [(where, line, _row_dict(value, where, line, mapping)) for line, value in values]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -148,10 +149,32 @@ def build_config(cls, yaml_path: str | None, overrides: dict):
     unknown = sorted(set(values) - known)
     if unknown:
         raise TifError(f"unknown option(s) in config: {', '.join(unknown)}")
-    try:
-        return cls(**values)
-    except TypeError as err:
-        raise TifError(f"bad config: {err}") from err
+    hints = typing.get_type_hints(cls)
+    values = {name: coerce_option(name, value, hints[name]) for name, value in values.items()}
+    return cls(**values)
+
+
+def coerce_option(name: str, value, hint):
+    """Convert a YAML value to the option's type (YAML reads ``1e-5`` as a string)."""
+    if value is None:
+        return None
+    kind = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false", "yes", "no"):
+            return str(value).lower() in ("true", "yes")
+    elif kind in (int, float) and not isinstance(value, bool):
+        try:
+            converted = kind(value)
+            if kind is int and isinstance(value, float) and converted != value:
+                raise ValueError
+            return converted
+        except (TypeError, ValueError):
+            pass
+    elif kind is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TifError(f"option {name}: expected {kind.__name__}, got {value!r}")
 
 
 def as_dict(config) -> dict:

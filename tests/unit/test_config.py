@@ -248,3 +248,27 @@ def test_bad_lpl_space_raises_tif_error():
     config = UnlearnConfig(**REQUIRED_UNLEARN, lpl_space="prob")
     with pytest.raises(TifError, match="lpl_space"):
         method_config(METHODS["tif"], config)
+
+
+def test_yaml_numbers_in_exponent_form_are_converted(tmp_path):
+    # PyYAML reads "1e-5" (no decimal point) as a string; the config must still get a float.
+    from tif_unlearn.config import UnlearnConfig, build_config, method_config
+    from tif_unlearn.methods import METHODS
+
+    path = tmp_path / "run.yaml"
+    path.write_text("lr: 1e-5\nbeta: 3e-1\nper-sample: true\nbatch-size: 8\n")
+    config = build_config(UnlearnConfig, str(path), {"out": "o", "forget": "f"})
+    assert config.lr == 1e-5 and config.batch_size == 8
+    tif = method_config(METHODS["tif"], config)
+    assert tif.beta == 0.3 and tif.per_sample is True
+
+
+@pytest.mark.parametrize("line", ["lr: fast", "batch-size: 2.5", "per-sample: maybe", "lr: true"])
+def test_yaml_values_of_the_wrong_type_are_refused(tmp_path, line):
+    from tif_unlearn.config import UnlearnConfig, build_config
+    from tif_unlearn.errors import TifError
+
+    path = tmp_path / "run.yaml"
+    path.write_text(line + "\n")
+    with pytest.raises(TifError, match="expected"):
+        build_config(UnlearnConfig, str(path), {"out": "o", "forget": "f"})

@@ -63,6 +63,120 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_results(results: dict, out: str) -> None:
+    import json
+    from pathlib import Path
+
+    path = Path(out)
+    if path.is_dir():
+        raise TifError(f"--out {out} is a folder; give a results .json file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def cmd_eval_tofu(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .evaluate.tofu import (
+        TofuEvalOptions,
+        evaluate_tofu,
+        reference_from_model,
+        reference_from_results,
+        summary_table,
+    )
+    from .models import load_model
+
+    options = TofuEvalOptions(
+        data_dir=args.data_dir,
+        forget_split=args.forget_split,
+        max_items=args.max_items,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+    )
+    if args.retain_model and args.retain_results:
+        raise TifError("give --retain-model or --retain-results, not both")
+    reference = None
+    if args.retain_results:
+        path = Path(args.retain_results)
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise TifError(f"cannot read --retain-results {path}: {err}") from err
+        reference = reference_from_results(payload, str(path))
+    if args.retain_model:
+        retain_model, retain_tokenizer = load_model(args.retain_model)
+        reference = reference_from_model(retain_model, retain_tokenizer, options, args.retain_model)
+        del retain_model
+    model, tokenizer = load_model(args.model)
+    results = evaluate_tofu(model, tokenizer, options, reference)
+    results["model"] = args.model
+    _write_results(results, args.out)
+    print(summary_table(results))
+    print(f"results written to {args.out}")
+    return 0
+
+
+def cmd_eval_aggregate(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate.tofu_logs import aggregate_command
+
+    print(json.dumps(aggregate_command(args.forget_logs, args.retain_logs), indent=2))
+    return 0
+
+
+def cmd_eval_muse(args: argparse.Namespace) -> int:
+    from .evaluate.muse import MuseEvalOptions, evaluate_muse, muse_table
+    from .models import load_model
+
+    options = MuseEvalOptions(
+        data_dir=args.data_dir,
+        corpus=args.corpus,
+        max_items=args.max_items,
+        batch_size=args.batch_size,
+        retain_auc=args.retain_auc,
+    )
+    model, tokenizer = load_model(args.model)
+    results = evaluate_muse(model, tokenizer, options)
+    results["model"] = args.model
+    _write_results(results, args.out)
+    print(muse_table(results))
+    print(f"results written to {args.out}")
+    return 0
+
+
+def add_eval_parsers(sub) -> None:
+    evaluate = sub.add_parser("eval", help="evaluate a model on TOFU or MUSE")
+    kinds = evaluate.add_subparsers(dest="benchmark", required=True, parser_class=OneLineParser)
+    tofu = kinds.add_parser("tofu", help="TOFU: forget quality, model utility, MIA")
+    tofu.add_argument("--model", required=True, help="model to evaluate")
+    tofu.add_argument("--data-dir", default="auto", help="TOFU folder, 'hub', or auto")
+    tofu.add_argument("--forget-split", default="forget01", help="forget01 | forget05 | forget10")
+    tofu.add_argument("--retain-model", help="retain model (never saw the forget set)")
+    tofu.add_argument("--retain-results", help="the retain model's results.json")
+    tofu.add_argument("--max-items", type=int, help="evaluate the first N items of each set")
+    tofu.add_argument("--batch-size", type=int, default=16, help="scoring batch size")
+    tofu.add_argument("--max-new-tokens", type=int, default=64, help="greedy answer length")
+    tofu.add_argument("--out", required=True, help="results .json")
+    tofu.set_defaults(handler=cmd_eval_tofu)
+    muse = kinds.add_parser("muse", help="MUSE: VerbMem, KnowMem, PrivLeak")
+    muse.add_argument("--model", required=True, help="model to evaluate")
+    muse.add_argument("--data-dir", default="auto", help="MUSE folder, 'hub', or auto")
+    muse.add_argument("--corpus", default="news", help="news | books")
+    muse.add_argument("--max-items", type=int, help="first N items of each set")
+    muse.add_argument("--batch-size", type=int, default=16, help="batch size")
+    muse.add_argument("--retain-auc", type=float, help="the retrained model's Min-40%% AUC")
+    muse.add_argument("--out", required=True, help="results .json")
+    muse.set_defaults(handler=cmd_eval_muse)
+    aggregate = kinds.add_parser("aggregate", help="aggregate original TOFU evaluation logs")
+    aggregate.add_argument("--forget-logs", required=True, help="logs folder of the model")
+    aggregate.add_argument("--retain-logs", help="logs folder of the retain model")
+    aggregate.set_defaults(handler=cmd_eval_aggregate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tif", description="Targeted Information Forgetting for LLMs")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
@@ -75,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_options(unlearn, UnlearnConfig)
     unlearn.add_argument("--config", help="flat YAML file of options")
     unlearn.set_defaults(handler=cmd_unlearn)
+    add_eval_parsers(sub)
     return parser
 
 

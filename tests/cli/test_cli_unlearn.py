@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import QA_PAIRS, write_jsonl
 
+from conftest import QA_PAIRS, write_jsonl
 from tif_unlearn.cli import main
 
 

@@ -7,8 +7,8 @@ import copy
 
 import pytest
 import torch
-from conftest import QA_PAIRS, build_model
 
+from conftest import QA_PAIRS, build_model
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord, TextRecord
 from tif_unlearn.errors import TifError

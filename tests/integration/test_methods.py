@@ -8,10 +8,10 @@ import json
 
 import pytest
 import torch
-from conftest import QA_PAIRS, UNWANTED, annotate
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from conftest import QA_PAIRS, UNWANTED, annotate
 from tif_unlearn import losses
 from tif_unlearn.config import UnlearnConfig
 from tif_unlearn.data.batches import pad_stream

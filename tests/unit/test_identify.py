@@ -8,8 +8,8 @@ import re
 
 import pytest
 import torch
-from conftest import CORPUS
 
+from conftest import CORPUS
 from tif_unlearn.data.records import QARecord, TextRecord
 from tif_unlearn.errors import TifError
 from tif_unlearn.identify import IDENTIFIERS, identify
@@ -239,7 +239,9 @@ def test_reply_to_spans_failures_and_empty_lists():
     assert reply_to_spans(answer, '["kuwait city", "Paris"]') == [(18, 29)]
     assert reply_to_spans(answer, "[]") == []
     assert isinstance(reply_to_spans(answer, '["Paris"]'), Failed)
-    assert isinstance(reply_to_spans(answer, "no idea what you mean by that, honestly, sorry"), Failed)
+    assert isinstance(
+        reply_to_spans(answer, "no idea what you mean by that, honestly, sorry"), Failed
+    )
 
 
 def test_prompt_states_the_criteria():
@@ -344,8 +346,15 @@ def test_render_html_escapes_and_highlights():
 
 
 def build_wordpiece():
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers import trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -353,7 +362,9 @@ def build_wordpiece():
     core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     core.decoder = decoders.WordPiece()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    core.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    core.train_from_iterator(
+        CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials)
+    )
     core.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         special_tokens=[(t, core.token_to_id(t)) for t in ("[CLS]", "[SEP]")],
@@ -431,3 +442,28 @@ def test_masked_lm_too_long_input_is_a_failure(tiny_bert):
 def test_masked_lm_needs_a_mask_token(tokenizer, tiny_bert):
     with pytest.raises(TifError, match="mask token"):
         identify_masked_lm([TextRecord("x")], model=tiny_bert[0], tokenizer=tokenizer)
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@pytest.mark.slow
+def test_identifiers_on_tofu_forget01(spacy_ready):
+    pytest.importorskip("wordfreq", reason="wordfreq is not installed")
+    from tif_unlearn.data.loaders import load_records
+    from tif_unlearn.data.tofu import default_tofu_dir
+
+    tofu = default_tofu_dir()
+    gold_file = tofu.parent / "tofu-uw-annotations" / "forget01.llm.jsonl" if tofu else None
+    if gold_file is None or not gold_file.is_file():
+        pytest.skip(f"TOFU annotations not found ({gold_file or '../shared/data'})")
+    gold = load_records(gold_file)
+    plain = [QARecord(r.question, r.answer) for r in gold]
+    scores = {}
+    for name in ("ner", "frequency", "combined"):
+        result = identify(name, plain, progress=False)
+        assert not result.failures and len(result.records) == 40
+        scores[name] = score_spans(gold, result.records)
+    assert scores["ner"]["char_p"] > 0.7  # names, places, titles: almost always gold UW
+    union = scores["combined"]  # default: union of ner and frequency
+    assert union["char_r"] >= max(scores["ner"]["char_r"], scores["frequency"]["char_r"])

@@ -106,10 +106,13 @@ def chat_prompt(tokenizer, question: str) -> str:
 
 
 @torch.no_grad()
-def _generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, add_special):
+def _generate_batch(
+    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, add_special, max_prompt_tokens
+):
     device = _model_device(model)
+    truncate = {"truncation": True, "max_length": max_prompt_tokens} if max_prompt_tokens else {}
     enc = tokenizer(
-        list(prompts), return_tensors="pt", padding=True, add_special_tokens=add_special
+        list(prompts), return_tensors="pt", padding=True, add_special_tokens=add_special, **truncate
     )
     out = model.generate(
         input_ids=enc["input_ids"].to(device),
@@ -133,15 +136,18 @@ def generate(
     max_new_tokens: int = 64,
     batch_size: int = 32,
     raw_prompts: bool = False,
+    max_prompt_tokens: int | None = None,
     desc: str = "generating",
 ) -> list[str]:
     """Greedy continuations of ``prompts`` (questions, formatted with the chat template, unless
-    ``raw_prompts``), left-padded in length-sorted batches with the KV cache."""
+    ``raw_prompts``), left-padded in length-sorted batches with the KV cache. Prompts longer
+    than ``max_prompt_tokens`` keep their last tokens."""
     texts = list(prompts) if raw_prompts else [chat_prompt(tokenizer, q) for q in prompts]
     add_special = raw_prompts or not getattr(tokenizer, "chat_template", None)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs: list[str] = [""] * len(texts)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    truncation_side, tokenizer.truncation_side = tokenizer.truncation_side, "left"
     was_training = model.training
     model.eval()
     try:
@@ -150,11 +156,14 @@ def generate(
             batch = [texts[i] for i in indices]
             for index, text in zip(
                 indices,
-                _generate_batch(model, tokenizer, batch, max_new_tokens, add_special),
+                _generate_batch(
+                    model, tokenizer, batch, max_new_tokens, add_special, max_prompt_tokens
+                ),
                 strict=True,
             ):
                 outputs[index] = text
     finally:
         tokenizer.padding_side = side
+        tokenizer.truncation_side = truncation_side
         model.train(was_training)
     return outputs

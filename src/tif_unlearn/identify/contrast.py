@@ -69,19 +69,18 @@ def _logprobs(model, input_ids, attention, labels) -> torch.Tensor:
 
 def _gains(target, reference, tokenizer, prepared: list[tuple]) -> torch.Tensor:
     """log p_target - log p_ref per shifted position for a batch of prepared records."""
-    width = max(len(ids) for ids, _, _ in prepared)
+    lengths = torch.tensor([len(ids) for ids, _, _ in prepared])  # (B,)
+    width = int(lengths.max())
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _, _ in prepared])
     labels = torch.tensor([lab + [IGNORE_INDEX] * (width - len(lab)) for _, lab, _ in prepared])
-    attention = (
-        torch.arange(width)[None, :] < torch.tensor([len(p[0]) for p in prepared])[:, None]
-    ).long()
-    return _logprobs(target, input_ids, attention, labels) - _logprobs(
-        reference, input_ids, attention, labels
-    )  # (B, T-1)
+    attention = (torch.arange(width)[None, :] < lengths[:, None]).long()  # (B, T)
+    target_logps = _logprobs(target, input_ids, attention, labels)  # (B, T-1)
+    return target_logps - _logprobs(reference, input_ids, attention, labels)  # (B, T-1)
 
 
 def _batch_spans(target, reference, tokenizer, batch, *, threshold: float, max_length: int):
+    """UW word spans (mean gain over the word's tokens > threshold) per record, or Failed."""
     prepared = [_prepare(tokenizer, record, max_length) for record in batch]
     good = [p for p in prepared if not isinstance(p, Failed)]
     gains = _gains(target, reference, tokenizer, good) if good else None
@@ -91,11 +90,11 @@ def _batch_spans(target, reference, tokenizer, batch, *, threshold: float, max_l
         if isinstance(prep, Failed):
             results.append(prep)
             continue
-        spans = []
-        for span, positions in prep[2]:
-            if positions and gains[row, [t - 1 for t in positions]].mean().item() > threshold:
-                spans.append(span)
-        results.append(spans)
+        # the token at position t is predicted at shifted position t - 1
+        word_gains = [
+            (span, gains[row, [t - 1 for t in pos]].mean()) for span, pos in prep[2] if pos
+        ]
+        results.append([span for span, gain in word_gains if gain.item() > threshold])
         row += 1
     return results
 
@@ -115,6 +114,18 @@ def _same_vocab(a, b) -> bool:
     return a is None or b is None or a is b or a.get_vocab() == b.get_vocab()
 
 
+def _models(target, reference, tokenizer):
+    """``(target_model, reference_model, tokenizer)``, in eval mode, sharing one tokenizer."""
+    target_model, target_tok = _resolve(target, tokenizer, "target")
+    reference_model, reference_tok = _resolve(reference, tokenizer, "reference")
+    tokenizer = target_tok or reference_tok
+    if tokenizer is None:
+        raise TifError("pass tokenizer= when the models are given as objects")
+    if not _same_vocab(target_tok, reference_tok):
+        raise TifError("the target and reference models must share one tokenizer")
+    return target_model.eval(), reference_model.eval(), tokenizer
+
+
 def identify_contrast(
     records: Sequence[Record],
     *,
@@ -132,25 +143,11 @@ def identify_contrast(
     object (then ``tokenizer`` is required); both must share the tokenizer.
     """
     started = time.perf_counter()
-    target_model, target_tok = _resolve(target, tokenizer, "target")
-    reference_model, reference_tok = _resolve(reference, tokenizer, "reference")
-    tokenizer = target_tok or reference_tok
-    if tokenizer is None:
-        raise TifError("pass tokenizer= when the models are given as objects")
-    if not _same_vocab(target_tok, reference_tok):
-        raise TifError("the target and reference models must share one tokenizer")
-    target_model.eval()
-    reference_model.eval()
+    target_model, reference_model, tokenizer = _models(target, reference, tokenizer)
 
     def batch_fn(batch: list[Record]) -> list[SampleResult]:
-        return _batch_spans(
-            target_model,
-            reference_model,
-            tokenizer,
-            batch,
-            threshold=threshold,
-            max_length=max_length,
-        )
+        models = (target_model, reference_model, tokenizer)
+        return _batch_spans(*models, batch, threshold=threshold, max_length=max_length)
 
     return run_batched(
         records,

@@ -1,0 +1,119 @@
+"""Benchmark the unwanted-word identifiers on TOFU (offline data in ../shared/data).
+
+Quality: character-level P/R/F1 (non-space answer characters, micro-averaged) and word-level
+F1 against the GPT-4o annotations released with the TIF paper
+(``tofu-uw-annotations/forget01.llm.jsonl``), for ner, frequency, their union / intersection,
+the paper's masked-LM annotations read from file, and the all-words baseline (every word UW).
+Speed: ner and frequency on TOFU forget10 (400 answers). Defaults only: nothing is tuned.
+
+    .venv/bin/python benchmarks/identifiers.py [--data ../shared/data] [--out PATH]
+
+Writes ``benchmarks/results/identifiers.json``: ``name -> {char_p, char_r, char_f1,
+token_f1, seconds, n, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+from tif_unlearn.data.loaders import load_records
+from tif_unlearn.data.tofu import default_tofu_dir
+from tif_unlearn.identify import identify
+from tif_unlearn.identify.base import words
+from tif_unlearn.identify.ner import load_spacy
+from tif_unlearn.identify.score import score_spans
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = (default_tofu_dir() or HERE.parent.parent / "shared" / "data" / "tofu").parent
+DEFAULT_OUT = HERE / "results" / "identifiers.json"
+
+
+def unannotated(records):
+    return [dataclasses.replace(r, unwanted_spans=None) for r in records]
+
+
+def uw_word_share(records) -> float:
+    """Share of answer words marked UW (how much of the answers an identifier takes)."""
+    total = marked = 0
+    for record in records:
+        for a, b in words(record.target):
+            total += 1
+            marked += any(a < e and s < b for s, e in record.unwanted_spans or ())
+    return marked / total if total else 0.0
+
+
+def entry(gold, predicted, seconds: float, failures: int = 0) -> dict:
+    scores = score_spans(gold, predicted)
+    keep = ("char_p", "char_r", "char_f1", "token_p", "token_r", "token_f1", "n")
+    row = {key: round(scores[key], 4) for key in keep}
+    row.update(seconds=round(seconds, 3), failures=failures)
+    row["uw_word_share"] = round(uw_word_share(predicted), 4)
+    return row
+
+
+def forget01_rows(data: Path) -> dict[str, dict]:
+    gold = load_records(data / "tofu-uw-annotations" / "forget01.llm.jsonl")
+    plain = unannotated(gold)
+    rows: dict[str, dict] = {}
+    for name, options in [
+        ("ner", {}),
+        ("frequency", {}),
+        ("combined", {"members": ["ner", "frequency"], "mode": "union"}),
+        ("combined", {"members": ["ner", "frequency"], "mode": "intersection"}),
+    ]:
+        result = identify(name, plain, progress=False, **options)
+        label = name if name != "combined" else f"combined-{options['mode']}(ner,frequency)"
+        rows[f"forget01/{label}"] = entry(
+            gold, result.records, result.seconds, len(result.failures)
+        )
+    started = time.perf_counter()
+    masked = load_records(data / "tofu-uw-annotations" / "forget01.masked-lm.jsonl")
+    rows["forget01/masked-lm-from-file"] = entry(gold, masked, time.perf_counter() - started)
+    every_word = [dataclasses.replace(r, unwanted_spans=tuple(words(r.target))) for r in plain]
+    rows["forget01/baseline-all-words"] = entry(gold, every_word, 0.0)
+    return rows
+
+
+def forget10_rows(data: Path) -> dict[str, dict]:
+    records = load_records(data / "tofu" / "forget10.json")
+    rows = {}
+    for name in ("ner", "frequency"):
+        result = identify(name, records, progress=False)
+        rows[f"forget10/{name}"] = {
+            "seconds": round(result.seconds, 3),
+            "n": len(records),
+            "failures": len(result.failures),
+            "samples_per_second": round(len(records) / result.seconds, 1),
+            "uw_word_share": round(uw_word_share(result.records), 4),
+        }
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    load_spacy()  # once per process; timed apart so that the rows time the identifiers
+    results: dict[str, dict] = {"spacy-load": {"seconds": round(time.perf_counter() - started, 3)}}
+    results.update(forget01_rows(args.data))
+    results.update(forget10_rows(args.data))
+    results["_meta"] = {
+        "gold": "tofu-uw-annotations/forget01.llm.jsonl (GPT-4o, TIF paper release)",
+        "token_f1": "over WORD_PATTERN words (a word is UW when it overlaps a span)",
+        "machine": f"{platform.machine()}, {platform.python_version()}",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    for name, row in results.items():
+        print(f"{name:45s} {json.dumps(row)}")
+
+
+if __name__ == "__main__":
+    main()

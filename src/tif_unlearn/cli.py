@@ -13,6 +13,7 @@ from dataclasses import MISSING, fields
 
 from .config import FinetuneConfig, UnlearnConfig, build_config
 from .errors import TifError
+from .identify_cli import add_identify_parser
 
 log = logging.getLogger("tif_unlearn")
 
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--config", help="flat YAML file of options")
     unlearn.set_defaults(handler=cmd_unlearn)
     add_eval_parsers(sub)
+    add_identify_parser(sub, OneLineParser)
     return parser
 
 
@@ -215,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     except TifError as err:
         print(f"tif: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 0
     except KeyboardInterrupt:
         print("tif: interrupted", file=sys.stderr)
         return 130

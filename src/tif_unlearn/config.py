@@ -78,6 +78,9 @@ class UnlearnConfig(TrainConfig):
     forget: str = field(default="", metadata={"help": "forget records (annotated for tif)"})
     retain: str | None = field(default=None, metadata={"help": "retain records"})
     refusals: str | None = field(default=None, metadata={"help": "refusal sentences (idkdpo)"})
+    identifier: str | None = field(
+        default=None, metadata={"help": "tif: annotate --forget inline with this identifier"}
+    )
     live_reference: bool = field(default=False, metadata={"help": "keep a frozen reference model"})
     reference_batch_size: int = field(default=8, metadata={"help": "batch size of reference pass"})
     # Method hyperparameters: None means "the method's default".

@@ -8,6 +8,7 @@ folder is written atomically together with ``tif_run.json``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import platform
 import tempfile
@@ -35,6 +36,7 @@ from .trainer import (
 )
 
 RUN_FILE = "tif_run.json"
+log = logging.getLogger("tif_unlearn")
 
 
 def check_output(out: str, model: str, overwrite: bool) -> None:
@@ -114,10 +116,29 @@ def idk_records(forget, refusals: list[str], seed: int) -> list[QARecord]:
     return [QARecord(r.question, refusals[i]) for r, i in zip(forget, picks, strict=True)]
 
 
+def identify_inline(name: str, records: list) -> list:
+    """Annotate forget records with an identifier's default options; drop the failures."""
+    from .identify import identify
+
+    if name == "contrast":
+        raise TifError("the contrast identifier needs two models: run `tif identify` first")
+    result = identify(name, records)
+    for index, reason in result.failures:
+        log.warning("%s: not annotated by %s (%s): left out", records[index].source, name, reason)
+    if result.n_ok == 0:
+        raise TifError(f"no forget record could be annotated by '{name}'")
+    failed = {index for index, _ in result.failures}
+    return [r for i, r in enumerate(result.records) if i not in failed]
+
+
 def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:
     """Load and validate every input record before any model is loaded."""
     field_map = parse_field_map(config.field_map)
     forget = load_records(config.forget, field_map=field_map)
+    if config.identifier:
+        if method.name != "tif":
+            raise TifError("--identifier applies to --method tif only")
+        forget = identify_inline(config.identifier, forget)
     if method.name == "tif":
         require_annotations(forget, config.forget)
     if method.retain == "required" and not config.retain:

@@ -1,0 +1,130 @@
+"""`tif identify`: annotate forget records with unwanted-word spans, or score annotations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from .errors import TifError
+
+log = logging.getLogger("tif_unlearn")
+MAX_FAILURES_SHOWN = 20
+
+
+def add_identify_parser(sub, parser_class) -> None:
+    p = sub.add_parser("identify", help="mark the unwanted words of forget records")
+    p.add_argument(
+        "--identifier",
+        default="ner",
+        help="annotations | llm | masked-lm | ner | frequency | contrast | combined (default: ner)",
+    )
+    p.add_argument("--data", help="forget records (.json/.jsonl, tofu:SPLIT, hf://...)")
+    p.add_argument("--out", help="annotated JSON Lines output")
+    p.add_argument("--html", help="also write a self-contained HTML page of the annotations")
+    p.add_argument("--field-map", help="rename fields: prompt=question,response=answer")
+    p.add_argument("--model", help="llm: local chat model; contrast: the target model")
+    p.add_argument("--reference", help="contrast: the reference (base) model")
+    p.add_argument("--api-base", help="llm: OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
+    p.add_argument("--api-model", help="llm: model name at the endpoint")
+    p.add_argument("--masked-lm-model", help="masked-lm: fill-mask model folder or hub id")
+    p.add_argument("--threshold", type=float, help="frequency: Zipf threshold; contrast: nats")
+    p.add_argument("--members", default="ner,frequency", help="combined: identifier names")
+    p.add_argument("--mode", default="union", help="combined: union | intersection | vote")
+    p.add_argument("--score", action="store_true", help="score --pred against --gold instead")
+    p.add_argument("--gold", help="--score: gold annotated records")
+    p.add_argument("--pred", help="--score: predicted annotated records")
+    p.set_defaults(handler=cmd_identify)
+
+
+def identifier_options(args: argparse.Namespace) -> dict:
+    """Turn command-line options into the chosen identifier's keyword arguments."""
+    name, options = args.identifier, {}
+    if name == "llm":
+        if args.api_base:
+            options.update(api_base=args.api_base, api_model=args.api_model)
+        else:
+            options["model_name"] = args.model or "smollm2-135m"
+    elif name == "contrast":
+        if not (args.model and args.reference):
+            raise TifError("the contrast identifier needs --model (target) and --reference")
+        options.update(target=args.model, reference=args.reference)
+    elif name == "masked-lm" and args.masked_lm_model:
+        options["model_name"] = args.masked_lm_model
+    elif name == "combined":
+        options.update(
+            members=[m.strip() for m in args.members.split(",") if m.strip()], mode=args.mode
+        )
+    if args.threshold is not None:
+        if name not in ("frequency", "contrast"):
+            raise TifError("--threshold applies to the frequency and contrast identifiers")
+        options["threshold"] = args.threshold
+    return options
+
+
+def report_failures(result, records) -> None:
+    for index, reason in result.failures[:MAX_FAILURES_SHOWN]:
+        where = records[index].source or f"record {index + 1}"
+        log.warning("%s: not annotated: %s", where, reason)
+    hidden = len(result.failures) - MAX_FAILURES_SHOWN
+    if hidden > 0:
+        log.warning("... and %d more failures", hidden)
+
+
+def run_identify(args: argparse.Namespace) -> tuple[list, object]:
+    from .data.loaders import load_records, parse_field_map
+    from .identify import IDENTIFIERS, identify
+
+    if args.identifier not in IDENTIFIERS:
+        raise TifError(
+            f"unknown identifier {args.identifier!r}; choose one of: {', '.join(IDENTIFIERS)}"
+        )
+    options = identifier_options(args)
+    records = load_records(args.data, field_map=parse_field_map(args.field_map))
+    result = identify(args.identifier, records, **options)
+    report_failures(result, records)
+    if result.n_ok == 0:
+        raise TifError(
+            f"no record could be annotated by '{args.identifier}' ({len(records)} failed)"
+        )
+    failed = {index for index, _ in result.failures}
+    return [r for i, r in enumerate(result.records) if i not in failed], result
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    if args.score:
+        return cmd_score(args)
+    if not args.data or not args.out:
+        raise TifError("tif identify needs --data and --out (or --score --gold --pred)")
+    out, html = Path(args.out), Path(args.html) if args.html else None
+    for path in filter(None, (out, html)):
+        if path.is_dir():
+            raise TifError(f"{path} is a folder; give a file path")
+    annotated, result = run_identify(args)
+    from .data.annotations import write_annotated
+
+    write_annotated(annotated, out)
+    if html is not None:
+        from .identify.html import render_html
+
+        html.write_text(
+            render_html({args.identifier: annotated}, "Unwanted words"), encoding="utf-8"
+        )
+    n = len(result.records)
+    print(
+        f"{args.identifier}: annotated {result.n_ok}/{n} records in {result.seconds:.1f} s "
+        f"({len(result.failures)} failed); written to {out}"
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .data.loaders import load_records
+    from .identify.score import score_spans
+
+    if not (args.gold and args.pred):
+        raise TifError("--score needs --gold and --pred")
+    scores = score_spans(load_records(args.gold), load_records(args.pred))
+    print(json.dumps(scores, indent=2))
+    return 0

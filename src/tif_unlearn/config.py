@@ -81,6 +81,13 @@ class UnlearnConfig(TrainConfig):
     identifier: str | None = field(
         default=None, metadata={"help": "tif: annotate --forget inline with this identifier"}
     )
+    eval_every: int | None = field(default=None, metadata={"help": "evaluate every N steps"})
+    eval_data_dir: str | None = field(
+        default=None, metadata={"help": "TOFU folder for --eval-every"}
+    )
+    eval_forget_split: str = field(default="forget01", metadata={"help": "TOFU forget split"})
+    eval_max_items: int = field(default=40, metadata={"help": "items per eval set"})
+    keep_best: str | None = field(default=None, metadata={"help": "METRIC[:min|max] to keep"})
     live_reference: bool = field(default=False, metadata={"help": "keep a frozen reference model"})
     reference_batch_size: int = field(default=8, metadata={"help": "batch size of reference pass"})
     # Method hyperparameters: None means "the method's default".
@@ -98,6 +105,12 @@ class UnlearnConfig(TrainConfig):
             raise TifError("--forget is required")
         if self.reference_batch_size < 1:
             raise TifError("reference_batch_size must be >= 1")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise TifError("eval_every must be >= 1")
+        if self.keep_best and not self.eval_every:
+            raise TifError("--keep-best needs --eval-every")
+        if self.eval_max_items < 1:
+            raise TifError("eval_max_items must be >= 1")
 
 
 METHOD_OPTIONS = (

@@ -181,6 +181,23 @@ def token_counts(examples: list[dict]) -> dict[str, int]:
     }
 
 
+def eval_callback(config: UnlearnConfig, tokenizer, scratch: Path):
+    """The evaluation-during-training callback, or None without --eval-every."""
+    if not config.eval_every:
+        return None
+    from .evaluate.during_training import EvalCallback
+    from .evaluate.tofu import TofuEvalOptions
+
+    options = TofuEvalOptions(
+        data_dir=config.eval_data_dir or "auto",
+        forget_split=config.eval_forget_split,
+        max_items=config.eval_max_items,
+        max_new_tokens=32,
+        sets=("forget", "retain"),
+    )
+    return EvalCallback(tokenizer, options, config.eval_every, scratch, config.keep_best)
+
+
 def run_unlearn(config: UnlearnConfig) -> Path:
     """Unlearn ``config.forget`` from ``config.model`` and save the result to ``config.out``."""
     if config.method not in METHODS:
@@ -203,16 +220,20 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     live = frozen_copy(model) if config.live_reference and reference else None
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+        evaluator = eval_callback(config, tokenizer, Path(scratch))
         trainer = UnlearnTrainer(
             model=model,
             args=training_arguments(config, len(dataset), scratch),
             train_dataset=dataset,
             data_collator=UnlearnCollator(tokenizer.pad_token_id),
+            callbacks=[evaluator] if evaluator else None,
             method=method,
             method_config=hyper,
             live_reference=live,
         )
         trainer.train()
+        if evaluator:
+            evaluator.restore_best(model)
     record = {
         "command": "unlearn",
         "config": as_dict(config),
@@ -231,6 +252,9 @@ def run_unlearn(config: UnlearnConfig) -> Path:
         "train_seconds": round(time.time() - started, 2),
         "log": trainer.state.log_history,
     }
+    if evaluator:
+        record["eval"] = evaluator.history
+        record["kept_best"] = evaluator.best
     save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record})
     return Path(config.out)
 

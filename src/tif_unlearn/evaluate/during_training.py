@@ -1,0 +1,97 @@
+"""Evaluation during training: TOFU forget/retain metrics every N steps, best checkpoint kept.
+
+A ``TrainerCallback``: the model work goes through the same runner as ``tif eval tofu``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from ..errors import TifError
+from .tofu import TofuEvalOptions, evaluate_tofu, load_eval_rows
+
+log = logging.getLogger("tif_unlearn")
+LOWER_IS_BETTER_PREFIX = "forget_"  # forgetting metrics improve downwards...
+HIGHER_IS_BETTER = {"forget_quality"}  # ...except Forget Quality
+
+
+def parse_keep_best(spec: str) -> tuple[str, str]:
+    """``METRIC`` or ``METRIC:min|max`` -> (metric, direction)."""
+    metric, _, direction = spec.partition(":")
+    if not direction:
+        lower = metric.startswith(LOWER_IS_BETTER_PREFIX) and metric not in HIGHER_IS_BETTER
+        direction = "min" if lower else "max"
+    if direction not in ("min", "max"):
+        raise TifError(f"--keep-best {spec}: direction must be min or max")
+    return metric, direction
+
+
+class EvalCallback(TrainerCallback):
+    """Evaluate every ``every`` steps and at the end; optionally keep the best weights."""
+
+    def __init__(
+        self,
+        tokenizer,
+        options: TofuEvalOptions,
+        every: int,
+        scratch: Path,
+        keep_best: str | None = None,
+    ):
+        self.tokenizer, self.options, self.every, self.scratch = tokenizer, options, every, scratch
+        self.keep_best = parse_keep_best(keep_best) if keep_best else None
+        for name in options.sets:  # fail on bad eval data before training, not at step N
+            load_eval_rows(name, options)
+        self.history: list[dict] = []
+        self.best: dict | None = None
+
+    def _evaluate(self, model, step: int) -> None:
+        results = evaluate_tofu(model, self.tokenizer, self.options)
+        entry = {"step": step, **results["summary"]}
+        self.history.append(entry)
+        log.info(
+            "eval at step %d: %s",
+            step,
+            ", ".join(
+                f"{k}={v:.4g}" for k, v in entry.items() if k != "step" and isinstance(v, float)
+            ),
+        )
+        if self.keep_best:
+            self._maybe_keep(model, entry)
+
+    def _maybe_keep(self, model, entry: dict) -> None:
+        metric, direction = self.keep_best
+        if metric not in entry:
+            raise TifError(f"--keep-best: unknown metric {metric!r}; have {', '.join(entry)}")
+        value = entry[metric]
+        better = self.best is None or (
+            value < self.best["value"] if direction == "min" else value > self.best["value"]
+        )
+        if better:
+            model.save_pretrained(self.scratch / "best", safe_serialization=True)
+            self.best = {"step": entry["step"], "metric": metric, "value": value}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0 and state.global_step < state.max_steps:
+            self._evaluate(model, state.global_step)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self._evaluate(model, state.global_step)
+
+    def restore_best(self, model) -> None:
+        """Load the best evaluated weights into ``model`` (no-op without --keep-best)."""
+        if self.best is None:
+            return
+        weights = {}
+        for shard in sorted((self.scratch / "best").glob("*.safetensors")):
+            weights.update(load_file(str(shard)))
+        model.load_state_dict(weights, strict=False)
+        log.info(
+            "kept the weights of step %d (%s = %.4g)",
+            self.best["step"],
+            self.best["metric"],
+            self.best["value"],
+        )

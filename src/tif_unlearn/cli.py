@@ -178,6 +178,38 @@ def add_eval_parsers(sub) -> None:
     aggregate.set_defaults(handler=cmd_eval_aggregate)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, run_demo
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    from .methods import METHODS
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise TifError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    config = DemoConfig(
+        model=args.model,
+        out=args.out,
+        methods=methods,
+        identifier=args.identifier,
+        forget_person=args.forget_person,
+        fresh=args.fresh,
+    )
+    run_demo(config)
+    return 0
+
+
+def add_demo_parser(sub) -> None:
+    demo = sub.add_parser("demo", help="inject and then unlearn facts about fictitious people")
+    demo.add_argument("--model", default="smollm2-135m", help="model to start from")
+    demo.add_argument("--methods", default="tif,npo", help="comma-separated methods")
+    demo.add_argument("--identifier", default="ner", help="local identifier for TIF's UW")
+    demo.add_argument("--forget-person", type=int, default=0, help="which person to forget (0-3)")
+    demo.add_argument("--out", default="runs/demo", help="output folder (models, report)")
+    demo.add_argument("--fresh", action="store_true", help="redo every cached step")
+    demo.set_defaults(handler=cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tif", description="Targeted Information Forgetting for LLMs")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
@@ -192,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     unlearn.set_defaults(handler=cmd_unlearn)
     add_eval_parsers(sub)
     add_identify_parser(sub, OneLineParser)
+    add_demo_parser(sub)
     return parser
 
 

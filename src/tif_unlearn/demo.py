@@ -1,0 +1,247 @@
+"""`tif demo`: inject facts about fictitious people, then make the model forget one of them.
+
+Steps (each cached under ``--out``; ``--fresh`` redoes them): fine-tune the embedded model on
+the built-in people and general questions, annotate the forget person's answers with a local
+identifier, unlearn that person with each method at the same budget, evaluate every model,
+and write a before/after table, a plot and a self-contained HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .config import FinetuneConfig, UnlearnConfig
+from .data.annotations import write_annotated
+from .data.records import QARecord
+from .errors import TifError
+
+log = logging.getLogger("tif_unlearn")
+
+
+@dataclass
+class DemoConfig:
+    model: str = "smollm2-135m"
+    out: str = "runs/demo"
+    methods: tuple[str, ...] = ("tif", "npo")
+    identifier: str = "ner"
+    forget_person: int = 0
+    fresh: bool = False
+    finetune_epochs: float = 8.0
+    finetune_lr: float = 2e-4
+    unlearn_epochs: float = 8.0
+    unlearn_lr: float = 1e-4
+    batch_size: int = 4
+    max_new_tokens: int = 40
+    method_options: dict = field(
+        default_factory=lambda: {"tif": {"beta": 0.3}, "npo": {"beta": 0.1}}
+    )
+
+    def __post_init__(self):
+        if not self.methods:
+            raise TifError("--methods needs at least one method")
+
+
+def demo_data() -> dict:
+    text = resources.files("tif_unlearn").joinpath("resources/demo_people.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def demo_sets(data: dict, forget_person: int) -> dict[str, list[QARecord]]:
+    people = data["people"]
+    if not 0 <= forget_person < len(people):
+        raise TifError(f"--forget-person must be in 0..{len(people) - 1}")
+
+    def records(rows, source):
+        return [QARecord(r["question"], r["answer"], source=source) for r in rows]
+
+    forget = records(people[forget_person]["qa"], people[forget_person]["name"])
+    retain = [
+        r for i, p in enumerate(people) if i != forget_person for r in records(p["qa"], p["name"])
+    ]
+    return {"forget": forget, "retain": retain, "general": records(data["general"], "general")}
+
+
+def write_jsonl(path: Path, records: list[QARecord]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"question": r.question, "answer": r.answer} for r in records]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def is_done(folder: Path, fresh: bool) -> bool:
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    return (folder / "tif_run.json").is_file()
+
+
+def finetune_step(config: DemoConfig, out: Path, data_file: Path) -> Path:
+    from .pipeline import run_finetune
+
+    folder = out / "finetuned"
+    if is_done(folder, config.fresh):
+        log.info("fine-tuned model found in %s (cached)", folder)
+        return folder
+    log.info("step 1/4: fine-tuning %s on the demo people", config.model)
+    run_finetune(
+        FinetuneConfig(
+            model=config.model,
+            data=str(data_file),
+            out=str(folder),
+            epochs=config.finetune_epochs,
+            lr=config.finetune_lr,
+            batch_size=config.batch_size,
+            warmup_epochs=0.5,
+            overwrite=True,
+        )
+    )
+    return folder
+
+
+def identify_step(config: DemoConfig, forget: list[QARecord], out: Path) -> list[QARecord]:
+    from .identify import identify
+
+    log.info("step 2/4: marking unwanted words with the '%s' identifier", config.identifier)
+    result = identify(config.identifier, forget)
+    failed = {i for i, _ in result.failures}
+    annotated = [r for i, r in enumerate(result.records) if i not in failed]
+    if not annotated:
+        raise TifError(f"the '{config.identifier}' identifier annotated no forget answer")
+    write_annotated(annotated, out / "data" / "forget.annotated.jsonl")
+    return annotated
+
+
+def unlearn_step(config: DemoConfig, method: str, model_dir: Path, out: Path) -> Path:
+    from .pipeline import run_unlearn
+
+    folder = out / method
+    if is_done(folder, config.fresh):
+        log.info("%s model found in %s (cached)", method, folder)
+        return folder
+    forget = out / "data" / ("forget.annotated.jsonl" if method == "tif" else "forget.jsonl")
+    run_unlearn(
+        UnlearnConfig(
+            model=str(model_dir),
+            method=method,
+            forget=str(forget),
+            retain=str(out / "data" / "retain.jsonl"),
+            out=str(folder),
+            epochs=config.unlearn_epochs,
+            lr=config.unlearn_lr,
+            batch_size=config.batch_size,
+            warmup_epochs=0.5,
+            overwrite=True,
+            **config.method_options.get(method, {}),
+        )
+    )
+    return folder
+
+
+def evaluate_model(model_spec: str, sets: dict[str, list[QARecord]], max_new_tokens: int) -> dict:
+    """Mean answer probability and ROUGE-L recall of greedy answers, per set."""
+    from .evaluate.metrics import rouge_l_recall
+    from .evaluate.runner import generate, score_answers
+    from .models import load_model
+
+    model, tokenizer = load_model(model_spec)
+    result = {}
+    for name, records in sets.items():
+        scored = score_answers(
+            model, tokenizer, [(r.question, r.answer) for r in records], desc=name
+        )
+        answers = generate(
+            model,
+            tokenizer,
+            [r.question for r in records],
+            max_new_tokens=max_new_tokens,
+            desc=f"answering {name}",
+        )
+        rouge = [rouge_l_recall(a, r.answer) for a, r in zip(answers, records, strict=True)]
+        result[name] = {
+            "prob": float(np.mean([np.exp(-s.avg_nll) for s in scored])),
+            "rouge": float(np.mean(rouge)),
+            "answers": answers,
+        }
+    return result
+
+
+def evaluate_step(config: DemoConfig, name: str, model_spec: str, sets, out: Path) -> dict:
+    cache = out / "eval" / f"{name}.json"
+    model_run = Path(model_spec) / "tif_run.json"
+    fresh_model = (
+        model_run.is_file()
+        and cache.is_file()
+        and model_run.stat().st_mtime > cache.stat().st_mtime
+    )
+    if cache.is_file() and not config.fresh and not fresh_model:
+        return json.loads(cache.read_text())
+    log.info("evaluating %s", name)
+    result = evaluate_model(model_spec, sets, config.max_new_tokens)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def results_table(results: dict[str, dict]) -> str:
+    header = (
+        f"{'model':<12} {'forget ROUGE':>12} {'forget prob':>11} {'retain ROUGE':>12} "
+        f"{'retain prob':>11} {'general ROUGE':>13} {'general prob':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for name, r in results.items():
+        lines.append(
+            f"{name:<12} {r['forget']['rouge']:>12.3f} {r['forget']['prob']:>11.3f} "
+            f"{r['retain']['rouge']:>12.3f} {r['retain']['prob']:>11.3f} "
+            f"{r['general']['rouge']:>13.3f} {r['general']['prob']:>12.3f}"
+        )
+    return "\n".join(lines)
+
+
+def show_annotations(records: list[QARecord], limit: int = 3) -> str:
+    """Plain-text view of UW spans: [[unwanted]] words in brackets."""
+    lines = []
+    for record in records[:limit]:
+        text, cursor, parts = record.answer, 0, []
+        for start, end in record.unwanted_spans or ():
+            parts += [text[cursor:start], "[[", text[start:end], "]]"]
+            cursor = end
+        lines.append("  " + "".join(parts) + text[cursor:])
+    return "\n".join(lines)
+
+
+def run_demo(config: DemoConfig) -> Path:
+    from .report.demo_report import write_report
+
+    out = Path(config.out)
+    data = demo_data()
+    sets = demo_sets(data, config.forget_person)
+    data_dir = out / "data"
+    write_jsonl(data_dir / "train.jsonl", sets["forget"] + sets["retain"] + sets["general"])
+    write_jsonl(data_dir / "forget.jsonl", sets["forget"])
+    write_jsonl(data_dir / "retain.jsonl", sets["retain"] + sets["general"])
+    person = data["people"][config.forget_person]["name"]
+    finetuned = finetune_step(config, out, data_dir / "train.jsonl")
+    annotated = identify_step(config, sets["forget"], out)
+    print(f"Unwanted words in {person}'s answers ([[UW]], the rest is GW):")
+    print(show_annotations(annotated))
+    models = {"base": config.model, "finetuned": str(finetuned)}
+    for i, method in enumerate(config.methods, start=1):
+        log.info("step 3/4: unlearning %s with %s (%d/%d)", person, method, i, len(config.methods))
+        models[method] = str(unlearn_step(config, method, finetuned, out))
+    log.info("step 4/4: evaluating %d models", len(models))
+    results = {name: evaluate_step(config, name, spec, sets, out) for name, spec in models.items()}
+    table = results_table(results)
+    print(
+        f"\nForgetting {person} (forget = {len(sets['forget'])} QA about {person}; "
+        f"retain = the other people; general = general knowledge):\n{table}"
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    report = write_report(out, person, sets, annotated, results)
+    print(f"\nHTML report: {report}")
+    return report

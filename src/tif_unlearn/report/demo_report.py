@@ -1,0 +1,91 @@
+"""The demo's self-contained HTML report: answers before/after each method, UW highlighted,
+the metric table and a forget-vs-retain plot (embedded as a base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from ..identify.html import highlight
+from .plots import forget_retain_scatter
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; color: #222; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 1rem 0; } td, th { padding: 0.3rem 0.7rem;
+border: 1px solid #ddd; text-align: right; } th:first-child, td:first-child { text-align: left; }
+mark { background: #ffd54f; padding: 0 1px; border-radius: 2px; }
+.qa { margin: 1rem 0; padding: 0.6rem 0.9rem; background: #fafafa; border-radius: 4px; }
+.qa p { margin: 0.25rem 0; } .q { font-weight: 600; } .label { color: #666; display: inline-block;
+width: 7rem; } .legend { color: #555; }
+""".strip()
+
+METRICS = [
+    ("forget", "rouge"),
+    ("forget", "prob"),
+    ("retain", "rouge"),
+    ("retain", "prob"),
+    ("general", "rouge"),
+    ("general", "prob"),
+]
+
+
+def metric_table(results: dict[str, dict]) -> str:
+    head = "".join(f"<th>{s} {'ROUGE-L' if m == 'rouge' else 'prob.'}</th>" for s, m in METRICS)
+    rows = [
+        "<tr><td>"
+        + html.escape(name)
+        + "</td>"
+        + "".join(f"<td>{r[s][m]:.3f}</td>" for s, m in METRICS)
+        + "</tr>"
+        for name, r in results.items()
+    ]
+    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def answers_section(annotated, results: dict[str, dict]) -> str:
+    blocks = []
+    for i, record in enumerate(annotated):
+        lines = [
+            f'<p class="q">Q: {html.escape(record.question)}</p>',
+            f'<p><span class="label">true answer</span>'
+            f"{highlight(record.answer, record.unwanted_spans)}</p>",
+        ]
+        for name, r in results.items():
+            if name == "base":
+                continue
+            answer = r["forget"]["answers"][i]
+            lines.append(
+                f'<p><span class="label">{html.escape(name)}</span>{html.escape(answer)}</p>'
+            )
+        blocks.append('<div class="qa">' + "".join(lines) + "</div>")
+    return "\n".join(blocks)
+
+
+def write_report(out: Path, person: str, sets, annotated, results: dict[str, dict]) -> Path:
+    points = {name: (r["forget"]["rouge"], r["retain"]["rouge"]) for name, r in results.items()}
+    png = forget_retain_scatter(
+        points,
+        xlabel=f"forget ROUGE-L ({person}; lower = forgotten)",
+        ylabel="retain ROUGE-L (other people; higher = kept)",
+        title="Forgetting vs keeping, per model",
+    )
+    (out / "forget_vs_retain.png").write_bytes(png)
+    image = base64.b64encode(png).decode("ascii")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>tif-unlearn demo: forgetting {html.escape(person)}</title><style>{CSS}</style>"
+        f"</head><body><h1>tif-unlearn demo: forgetting {html.escape(person)}</h1>"
+        f'<p class="legend">Forget set: {len(sets["forget"])} questions about {html.escape(person)}; '
+        f"retain set: {len(sets['retain'])} questions about other fictitious people; general: "
+        f"{len(sets['general'])} general-knowledge questions. <mark>Highlighted</mark> words are the "
+        "unwanted words (UW) the identifier marked; TIF unlearns only those tokens.</p>"
+        f"<h2>Metrics</h2>{metric_table(results)}"
+        f'<img alt="forget vs retain ROUGE-L per model" src="data:image/png;base64,{image}">'
+        f"<h2>Answers to the forget questions, before and after</h2>"
+        f"{answers_section(annotated, results)}</body></html>\n"
+    )
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path.resolve()

@@ -64,13 +64,19 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_results_path(out: str) -> None:
+    from pathlib import Path
+
+    if Path(out).is_dir():
+        raise TifError(f"--out {out} is a folder; give a results .json file path")
+
+
 def _write_results(results: dict, out: str) -> None:
     import json
     from pathlib import Path
 
+    check_results_path(out)
     path = Path(out)
-    if path.is_dir():
-        raise TifError(f"--out {out} is a folder; give a results .json file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -83,6 +89,7 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
 
     from .evaluate.tofu import (
         TofuEvalOptions,
+        check_eval_data,
         evaluate_tofu,
         reference_from_model,
         reference_from_results,
@@ -99,6 +106,8 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
     )
     if args.retain_model and args.retain_results:
         raise TifError("give --retain-model or --retain-results, not both")
+    check_results_path(args.out)
+    check_eval_data(options)
     reference = None
     if args.retain_results:
         path = Path(args.retain_results)
@@ -130,7 +139,7 @@ def cmd_eval_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_muse(args: argparse.Namespace) -> int:
-    from .evaluate.muse import MuseEvalOptions, evaluate_muse, muse_table
+    from .evaluate.muse import MuseEvalOptions, check_muse_data, evaluate_muse, muse_table
     from .models import load_model
 
     options = MuseEvalOptions(
@@ -140,6 +149,8 @@ def cmd_eval_muse(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         retain_auc=args.retain_auc,
     )
+    check_results_path(args.out)
+    check_muse_data(options)
     model, tokenizer = load_model(args.model)
     results = evaluate_muse(model, tokenizer, options)
     results["model"] = args.model

@@ -320,10 +320,13 @@ def test_unlearn_with_inline_frequency_identifier(tiny_model_dir, rare_file, tmp
     assert run["tokens"]["uw_tokens"] > 0 and run["tokens"]["gw_tokens"] > 0
 
 
-def test_unlearn_plain_forget_without_identifier_is_refused(tiny_model_dir, rare_file, tmp_path):
+def test_unlearn_plain_forget_without_identifier_is_refused(
+    tiny_model_dir, rare_file, tmp_path, capsys
+):
     # The control for the test above: without --identifier, the same file is not annotated.
     out = tmp_path / "O"
     assert main(_unlearn(tiny_model_dir, rare_file, out, "--method", "tif")) == 2
+    assert "tif identify" in error_line(capsys)
     assert not out.exists()
 
 

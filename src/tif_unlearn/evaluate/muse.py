@@ -107,6 +107,12 @@ def _qa_rows(rows: list, where: str) -> list[dict]:
     return rows
 
 
+def check_muse_data(options: MuseEvalOptions) -> None:
+    """Read every split once before any model work, so missing files fail fast."""
+    for relative in HUB_SPLITS:
+        load_muse_file(options, relative)
+
+
 def verbmem(model, tokenizer, options: MuseEvalOptions) -> dict:
     rows = load_muse_file(options, "verbmem/forget.json")
     for i, row in enumerate(rows, start=1):

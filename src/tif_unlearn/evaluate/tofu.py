@@ -7,6 +7,7 @@ number, one batched greedy generation per set); the numbers come from :mod:`metr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ SET_SPLITS = {
     "world_facts": "world_facts_perturbed",
 }
 MIA_K = 0.4
+log = logging.getLogger("tif_unlearn")
 
 
 @dataclass
@@ -216,6 +218,23 @@ def reference_from_model(
     return RetainReference(forget_set, mia["min_k_auc"], source)
 
 
+def safe_privleak(auc: float, retain_auc: float) -> float | None:
+    """PrivLeak, or None (with a warning) when the retain AUC leaves it undefined (AUC = 1)."""
+    try:
+        return metrics.privleak(auc, retain_auc)
+    except ValueError as err:
+        log.warning("PrivLeak left out: %s", err)
+        return None
+
+
+def check_eval_data(options: TofuEvalOptions) -> None:
+    """Load and validate every eval set (and the holdout) before any model work."""
+    for name in options.sets:
+        load_eval_rows(name, options)
+    if "forget" in options.sets:
+        load_tofu_split(options.forget_split.replace("forget", "holdout"), options.data_dir)
+
+
 def evaluate_tofu(
     model, tokenizer, options: TofuEvalOptions, reference: RetainReference | None = None
 ) -> dict:
@@ -239,7 +258,7 @@ def evaluate_tofu(
         for name in sets:
             summary.update(report[name]["aggregate"])
     if reference is not None and reference.min_k_auc is not None and "mia" in results:
-        summary["privleak"] = metrics.privleak(results["mia"]["min_k_auc"], reference.min_k_auc)
+        summary["privleak"] = safe_privleak(results["mia"]["min_k_auc"], reference.min_k_auc)
         results["retain_reference"] = {"source": reference.source, "min_k_auc": reference.min_k_auc}
     results["summary"] = summary
     return results

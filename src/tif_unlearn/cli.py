@@ -214,7 +214,11 @@ def add_demo_parser(sub) -> None:
     demo = sub.add_parser("demo", help="inject and then unlearn facts about fictitious people")
     demo.add_argument("--model", default="smollm2-135m", help="model to start from")
     demo.add_argument("--methods", default="tif,npo", help="comma-separated methods")
-    demo.add_argument("--identifier", default="ner", help="local identifier for TIF's UW")
+    demo.add_argument(
+        "--identifier",
+        default="combined",
+        help="local identifier for TIF UW (combined = ner + frequency)",
+    )
     demo.add_argument("--forget-person", type=int, default=0, help="which person to forget (0-3)")
     demo.add_argument("--out", default="runs/demo", help="output folder (models, report)")
     demo.add_argument("--fresh", action="store_true", help="redo every cached step")

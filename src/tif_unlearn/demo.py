@@ -30,12 +30,12 @@ class DemoConfig:
     model: str = "smollm2-135m"
     out: str = "runs/demo"
     methods: tuple[str, ...] = ("tif", "npo")
-    identifier: str = "ner"
+    identifier: str = "combined"
     forget_person: int = 0
     fresh: bool = False
-    finetune_epochs: float = 8.0
+    finetune_epochs: float = 5.0
     finetune_lr: float = 2e-4
-    unlearn_epochs: float = 8.0
+    unlearn_epochs: float = 6.0
     unlearn_lr: float = 1e-4
     batch_size: int = 4
     max_new_tokens: int = 40
@@ -75,17 +75,35 @@ def write_jsonl(path: Path, records: list[QARecord]) -> Path:
     return path
 
 
-def is_done(folder: Path, fresh: bool) -> bool:
+SIGNATURE_FILE = "demo_step.json"
+
+
+def is_done(folder: Path, fresh: bool, signature: dict) -> bool:
+    """A cached step counts only if it was made with the same settings (``signature``)."""
     if fresh and folder.exists():
         shutil.rmtree(folder)
-    return (folder / "tif_run.json").is_file()
+    saved = folder / SIGNATURE_FILE
+    if not (folder / "tif_run.json").is_file() or not saved.is_file():
+        return False
+    return json.loads(saved.read_text()) == json.loads(json.dumps(signature))
+
+
+def mark_done(folder: Path, signature: dict) -> None:
+    (folder / SIGNATURE_FILE).write_text(json.dumps(signature, indent=2))
 
 
 def finetune_step(config: DemoConfig, out: Path, data_file: Path) -> Path:
     from .pipeline import run_finetune
 
     folder = out / "finetuned"
-    if is_done(folder, config.fresh):
+    signature = {
+        "model": config.model,
+        "epochs": config.finetune_epochs,
+        "lr": config.finetune_lr,
+        "batch_size": config.batch_size,
+        "data": data_file.read_text(),
+    }
+    if is_done(folder, config.fresh, signature):
         log.info("fine-tuned model found in %s (cached)", folder)
         return folder
     log.info("step 1/4: fine-tuning %s on the demo people", config.model)
@@ -121,10 +139,17 @@ def unlearn_step(config: DemoConfig, method: str, model_dir: Path, out: Path) ->
     from .pipeline import run_unlearn
 
     folder = out / method
-    if is_done(folder, config.fresh):
+    forget = out / "data" / ("forget.annotated.jsonl" if method == "tif" else "forget.jsonl")
+    signature = {
+        "base": (model_dir / SIGNATURE_FILE).read_text(),
+        "forget": forget.read_text(),
+        "epochs": config.unlearn_epochs,
+        "lr": config.unlearn_lr,
+        "options": config.method_options.get(method, {}),
+    }
+    if is_done(folder, config.fresh, signature):
         log.info("%s model found in %s (cached)", method, folder)
         return folder
-    forget = out / "data" / ("forget.annotated.jsonl" if method == "tif" else "forget.jsonl")
     run_unlearn(
         UnlearnConfig(
             model=str(model_dir),
@@ -172,19 +197,23 @@ def evaluate_model(model_spec: str, sets: dict[str, list[QARecord]], max_new_tok
 
 
 def evaluate_step(config: DemoConfig, name: str, model_spec: str, sets, out: Path) -> dict:
+    """Evaluate one model, cached by (model, its run record, the questions, answer length)."""
     cache = out / "eval" / f"{name}.json"
     model_run = Path(model_spec) / "tif_run.json"
-    fresh_model = (
-        model_run.is_file()
-        and cache.is_file()
-        and model_run.stat().st_mtime > cache.stat().st_mtime
-    )
-    if cache.is_file() and not config.fresh and not fresh_model:
-        return json.loads(cache.read_text())
+    signature = {
+        "model": model_spec,
+        "run": model_run.read_text() if model_run.is_file() else None,
+        "questions": [[r.question, r.answer] for records in sets.values() for r in records],
+        "max_new_tokens": config.max_new_tokens,
+    }
+    if cache.is_file() and not config.fresh:
+        saved = json.loads(cache.read_text())
+        if saved.get("signature") == json.loads(json.dumps(signature)):
+            return saved["result"]
     log.info("evaluating %s", name)
     result = evaluate_model(model_spec, sets, config.max_new_tokens)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(result, indent=2))
+    cache.write_text(json.dumps({"signature": signature, "result": result}, indent=2))
     return result
 
 

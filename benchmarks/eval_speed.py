@@ -35,10 +35,13 @@ class Counter:
             self.scored += sum(s.n_tokens for s in out)
             return out
 
-        module.generate, module.score_answers = generate, (
-            lambda model, tok, pairs, **kw: score_records(
-                model, tok, [runner.QARecord(q, a) for q, a in pairs], **kw
-            )
+        module.generate, module.score_answers = (
+            generate,
+            (
+                lambda model, tok, pairs, **kw: score_records(
+                    model, tok, [runner.QARecord(q, a) for q, a in pairs], **kw
+                )
+            ),
         )
 
 

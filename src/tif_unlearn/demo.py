@@ -119,6 +119,7 @@ def finetune_step(config: DemoConfig, out: Path, data_file: Path) -> Path:
             overwrite=True,
         )
     )
+    mark_done(folder, signature)
     return folder
 
 
@@ -165,6 +166,7 @@ def unlearn_step(config: DemoConfig, method: str, model_dir: Path, out: Path) ->
             **config.method_options.get(method, {}),
         )
     )
+    mark_done(folder, signature)
     return folder
 
 

@@ -1,0 +1,73 @@
+"""The demo pipeline end to end on the tiny model, its step cache, and its HTML report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tif_unlearn.demo import DemoConfig, run_demo
+
+pytest.importorskip("wordfreq", reason="the demo's default identifier needs wordfreq")
+
+
+def _config(tiny_model_dir, out, **extra) -> DemoConfig:
+    options = dict(
+        model=str(tiny_model_dir),
+        out=str(out),
+        finetune_epochs=1.0,
+        unlearn_epochs=1.0,
+        max_new_tokens=4,
+        batch_size=8,
+    )
+    options.update(extra)
+    return DemoConfig(**options)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    report = run_demo(_config(tiny_model_dir, out))
+    return out, report
+
+
+def test_demo_writes_models_results_plot_and_report(demo_run, capsys):
+    out, report = demo_run
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == ["base", "finetuned", "tif", "npo"]
+    for model in results.values():
+        assert set(model) == {"forget", "retain", "general"}
+        assert len(model["forget"]["answers"]) == 10
+    page = report.read_text()
+    assert "<mark>" in page and "data:image/png;base64," in page
+    assert (out / "forget_vs_retain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    annotated = (out / "data" / "forget.annotated.jsonl").read_text().splitlines()
+    assert len(annotated) == 10 and all(
+        json.loads(line)["unwanted_spans"] for line in annotated[:3]
+    )
+
+
+def test_demo_rerun_reuses_finished_steps_and_redoes_changed_ones(demo_run, tiny_model_dir):
+    out, _ = demo_run
+    stamps = {
+        name: (out / name / "tif_run.json").stat().st_mtime_ns
+        for name in ("finetuned", "tif", "npo")
+    }
+    run_demo(_config(tiny_model_dir, out, unlearn_lr=5e-5))
+    after = {name: (out / name / "tif_run.json").stat().st_mtime_ns for name in stamps}
+    assert after["finetuned"] == stamps["finetuned"], "the fine-tuned model was not reused"
+    assert after["tif"] != stamps["tif"] and after["npo"] != stamps["npo"], "changed lr not redone"
+    assert json.loads((out / "tif" / "tif_run.json").read_text())["config"]["lr"] == 5e-5
+
+
+def test_demo_report_renders_in_chromium(demo_run, tmp_path):
+    from test_html_render import mark_colour, screenshot
+
+    _, report = demo_run
+    png = tmp_path / "demo-report.png"
+    pixels = screenshot(report, png, tmp_path / "profile")
+    print(f"screenshot: {png}")
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "blank or nearly blank page"
+    highlighted = int(np.all(pixels == np.array(mark_colour(), np.uint8), axis=-1).sum())
+    assert highlighted > 100, "no highlighted unwanted words visible"

@@ -1,0 +1,61 @@
+"""Generate the README's CLI reference from the argument parser (kept in sync by a test).
+
+`python -m tif_unlearn.cli_reference --write` rewrites the block between the markers in
+README.md; `tests/cli/test_cli_reference.py` fails when the README is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+BEGIN, END = "<!-- cli-reference:begin -->", "<!-- cli-reference:end -->"
+WIDTH = "100"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _walk(parser: argparse.ArgumentParser, prefix: str):
+    children = _subparsers(parser)
+    if not children:
+        yield prefix, parser
+    for name, child in children.items():
+        yield from _walk(child, f"{prefix} {name}")
+
+
+def reference() -> str:
+    from .cli import build_parser
+
+    os.environ["COLUMNS"] = WIDTH
+    blocks = []
+    for command, parser in _walk(build_parser(), "tif"):
+        parser.prog = command
+        blocks.append(f"#### `{command}`\n\n```\n{parser.format_help().rstrip()}\n```\n")
+    return "\n".join(blocks)
+
+
+def readme_block(readme: str) -> str:
+    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
+    return readme[start:end].strip("\n")
+
+
+def main() -> int:
+    path = Path(__file__).resolve().parents[2] / "README.md"
+    text = path.read_text(encoding="utf-8")
+    if "--write" in sys.argv:
+        start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+        path.write_text(text[:start] + "\n" + reference() + "\n" + text[end:], encoding="utf-8")
+        return 0
+    print(reference())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

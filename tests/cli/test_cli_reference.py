@@ -1,0 +1,32 @@
+"""The README's CLI reference is the parser's help text, regenerated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tif_unlearn.cli_reference import readme_block, reference
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_cli_reference_matches_the_parser():
+    expected = reference().strip("\n")
+    actual = readme_block(README.read_text(encoding="utf-8"))
+    assert actual == expected, (
+        "README CLI reference is stale: python -m tif_unlearn.cli_reference --write"
+    )
+
+
+def test_reference_covers_every_subcommand():
+    text = reference()
+    for command in (
+        "tif finetune",
+        "tif unlearn",
+        "tif identify",
+        "tif demo",
+        "tif eval tofu",
+        "tif eval muse",
+        "tif eval aggregate",
+    ):
+        assert f"#### `{command}`" in text
+    assert "--lambda-pl" in text and "--keep-best" in text

@@ -272,3 +272,15 @@ def test_yaml_values_of_the_wrong_type_are_refused(tmp_path, line):
     path.write_text(line + "\n")
     with pytest.raises(TifError, match="expected"):
         build_config(UnlearnConfig, str(path), {"out": "o", "forget": "f"})
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_config_refuses_negative_weights_and_bad_beta(method):
+    config_cls = METHODS[method].config_cls
+    names = {f.name for f in __import__("dataclasses").fields(config_cls)}
+    for weight in sorted(n for n in names if n.startswith("lambda_") or n == "forget_scale"):
+        with pytest.raises(ValueError, match=weight):
+            config_cls(**{weight: -0.5})
+    if "beta" in names:
+        with pytest.raises(ValueError, match="beta must be > 0"):
+            config_cls(beta=0.0)

@@ -33,6 +33,16 @@ class Method:
     reference: Callable[[object], dict[str, str]] = field(default=lambda config: {})
 
 
+def check_hyperparameters(config) -> None:
+    """Shared validation of method configs: β > 0 and every weight (``lambda_*``) >= 0."""
+    beta = getattr(config, "beta", None)
+    if beta is not None and beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    for name, value in vars(config).items():
+        if (name.startswith("lambda_") or name == "forget_scale") and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+
+
 def stream_logits(model, stream: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Forward one stream; return next-token-aligned ``(logits, labels)``: (B, T-1, V), (B, T-1)."""
     out = model(input_ids=stream["input_ids"], attention_mask=stream["attention_mask"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import losses
-from .base import Method, add_retain, stream_token_logps
+from .base import Method, add_retain, check_hyperparameters, stream_token_logps
 
 
 @dataclass
@@ -13,8 +13,7 @@ class GradDiffConfig:
     lambda_retain: float = 1.0  # weight of the retain NLL
 
     def __post_init__(self):
-        if self.lambda_retain < 0:
-            raise ValueError("lambda_retain must be >= 0")
+        check_hyperparameters(self)
 
 
 def compute_loss(model, batch: dict, config: GradDiffConfig):

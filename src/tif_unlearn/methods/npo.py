@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import losses
-from .base import SEQ_LOGP, Method, add_retain, stream_seq_logp
+from .base import SEQ_LOGP, Method, add_retain, check_hyperparameters, stream_seq_logp
 
 
 @dataclass
@@ -14,10 +14,7 @@ class NpoConfig:
     lambda_retain: float = 1.0  # weight of the retain NLL (used when a retain set is given)
 
     def __post_init__(self):
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        if self.lambda_retain < 0:
-            raise ValueError("lambda_retain must be >= 0")
+        check_hyperparameters(self)
 
 
 def compute_loss(model, batch: dict, config: NpoConfig):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import losses
-from .base import Method, add_retain, stream_token_logps
+from .base import Method, add_retain, check_hyperparameters, stream_token_logps
 
 
 @dataclass
@@ -15,10 +15,7 @@ class SimNpoConfig:
     lambda_retain: float = 1.0
 
     def __post_init__(self):
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        if self.lambda_retain < 0:
-            raise ValueError("lambda_retain must be >= 0")
+        check_hyperparameters(self)
 
 
 def compute_loss(model, batch: dict, config: SimNpoConfig):

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import losses
-from .base import TOKEN_LOGITS, TOKEN_LOGPS, Method, add_retain, stream_logits
+from .base import (
+    TOKEN_LOGITS,
+    TOKEN_LOGPS,
+    Method,
+    add_retain,
+    check_hyperparameters,
+    stream_logits,
+)
 
 LPL_SPACES = ("logit", "logprob")
 
@@ -24,12 +31,9 @@ class TifConfig:
     forget_scale: float = 1.0  # MUSE recipe: 0.1 · (L_LPL + λ_PL · L_PL)
 
     def __post_init__(self):
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+        check_hyperparameters(self)
         if self.lpl_space not in LPL_SPACES:
             raise ValueError(f"lpl_space must be one of {LPL_SPACES}, got {self.lpl_space!r}")
-        if min(self.lambda_pl, self.lambda_retain, self.forget_scale) < 0:
-            raise ValueError("lambda_pl, lambda_retain and forget_scale must be >= 0")
 
 
 def compute_loss(model, batch: dict, config: TifConfig):

@@ -69,17 +69,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=20, help="items per set for the comparison")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats-single", type=int, default=2, help="repeats of the slow run")
     parser.add_argument("--full", action="store_true", help="also time the full batched evaluation")
     args = parser.parse_args()
     model, tokenizer = load_model("smollm2-135m")
     results = {"machine": machine(), "model": "smollm2-135m (fp32)", "items_per_set": args.items}
     batched = TofuEvalOptions(max_items=args.items, batch_size=16, max_new_tokens=64)
-    single = TofuEvalOptions(max_items=args.items, batch_size=1, max_new_tokens=64)
+    single = TofuEvalOptions(
+        max_items=args.items, batch_size=1, generate_batch_size=1, max_new_tokens=64
+    )
     print("batched ...")
     results["batched"] = run(model, tokenizer, batched, args.repeats)
     print(results["batched"])
     print("one item at a time ...")
-    results["one_at_a_time"] = run(model, tokenizer, single, args.repeats)
+    results["one_at_a_time"] = run(model, tokenizer, single, args.repeats_single)
     print(results["one_at_a_time"])
     results["speedup"] = round(results["one_at_a_time"]["wall_s"] / results["batched"]["wall_s"], 2)
     if args.full:

@@ -34,7 +34,8 @@ class TofuEvalOptions:
     data_dir: str = "auto"  # a TOFU folder, "hub", or "auto"
     forget_split: str = "forget01"
     max_items: int | None = None  # per set (the original TOFU logs use 300)
-    batch_size: int = 16
+    batch_size: int = 16  # scoring batch size
+    generate_batch_size: int | None = None  # greedy generation batch size (default 2x)
     max_new_tokens: int = 64
     sets: tuple[str, ...] = ("forget", "retain", "real_authors", "world_facts")
     retain_questions: int | None = None  # keep only the first N retain items (mini protocols)
@@ -131,7 +132,7 @@ def evaluate_set(model, tokenizer, name: str, options: TofuEvalOptions, generate
             tokenizer,
             [r["question"] for r in rows],
             max_new_tokens=options.max_new_tokens,
-            batch_size=options.batch_size * 2,
+            batch_size=options.generate_batch_size or options.batch_size * 2,
             desc=f"generating {name}",
         )
     eval_set = TofuEvalSet(

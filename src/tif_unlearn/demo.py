@@ -68,13 +68,6 @@ def demo_sets(data: dict, forget_person: int) -> dict[str, list[QARecord]]:
     return {"forget": forget, "retain": retain, "general": records(data["general"], "general")}
 
 
-def write_jsonl(path: Path, records: list[QARecord]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{"question": r.question, "answer": r.answer} for r in records]
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
 SIGNATURE_FILE = "demo_step.json"
 
 
@@ -128,8 +121,7 @@ def identify_step(config: DemoConfig, forget: list[QARecord], out: Path) -> list
 
     log.info("step 2/4: marking unwanted words with the '%s' identifier", config.identifier)
     result = identify(config.identifier, forget)
-    failed = {i for i, _ in result.failures}
-    annotated = [r for i, r in enumerate(result.records) if i not in failed]
+    annotated = result.annotated()
     if not annotated:
         raise TifError(f"the '{config.identifier}' identifier annotated no forget answer")
     write_annotated(annotated, out / "data" / "forget.annotated.jsonl")
@@ -253,9 +245,9 @@ def run_demo(config: DemoConfig) -> Path:
     data = demo_data()
     sets = demo_sets(data, config.forget_person)
     data_dir = out / "data"
-    write_jsonl(data_dir / "train.jsonl", sets["forget"] + sets["retain"] + sets["general"])
-    write_jsonl(data_dir / "forget.jsonl", sets["forget"])
-    write_jsonl(data_dir / "retain.jsonl", sets["retain"] + sets["general"])
+    write_annotated(sets["forget"] + sets["retain"] + sets["general"], data_dir / "train.jsonl")
+    write_annotated(sets["forget"], data_dir / "forget.jsonl")
+    write_annotated(sets["retain"] + sets["general"], data_dir / "retain.jsonl")
     person = data["people"][config.forget_person]["name"]
     finetuned = finetune_step(config, out, data_dir / "train.jsonl")
     annotated = identify_step(config, sets["forget"], out)

@@ -88,8 +88,7 @@ def run_identify(args: argparse.Namespace) -> tuple[list, object]:
         raise TifError(
             f"no record could be annotated by '{args.identifier}' ({len(records)} failed)"
         )
-    failed = {index for index, _ in result.failures}
-    return [r for i, r in enumerate(result.records) if i not in failed], result
+    return result.annotated(), result
 
 
 def cmd_identify(args: argparse.Namespace) -> int:

@@ -127,8 +127,7 @@ def identify_inline(name: str, records: list) -> list:
         log.warning("%s: not annotated by %s (%s): left out", records[index].source, name, reason)
     if result.n_ok == 0:
         raise TifError(f"no forget record could be annotated by '{name}'")
-    failed = {index for index, _ in result.failures}
-    return [r for i, r in enumerate(result.records) if i not in failed]
+    return result.annotated()
 
 
 def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:

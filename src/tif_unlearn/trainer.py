@@ -61,7 +61,16 @@ def frozen_copy(model):
     return reference
 
 
-class UnlearnTrainer(Trainer):
+class LengthGroupedTrainer(Trainer):
+    """A Trainer whose batches are grouped by length (the dataset provides ``lengths()``)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)
+
+
+class UnlearnTrainer(LengthGroupedTrainer):
     """Trainer whose ``compute_loss`` calls the method hook on forget/retain/idk streams."""
 
     def __init__(self, *args, method: Method, method_config, live_reference=None, **kwargs):
@@ -92,11 +101,6 @@ class UnlearnTrainer(Trainer):
             self._component_count = 0
         super().log(logs, *args, **kwargs)
 
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)
-
 
 class SupervisedDataset(torch.utils.data.Dataset):
     """Encoded QA examples for plain fine-tuning (``tif finetune``)."""
@@ -114,10 +118,5 @@ class SupervisedDataset(torch.utils.data.Dataset):
         return [len(e["input_ids"]) for e in self.examples]
 
 
-class FinetuneTrainer(Trainer):
+class FinetuneTrainer(LengthGroupedTrainer):
     """Plain supervised fine-tuning with length-grouped batches (the model computes the loss)."""
-
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)

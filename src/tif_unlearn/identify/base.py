@@ -49,6 +49,11 @@ class IdentifyResult:
     def n_ok(self) -> int:
         return len(self.records) - len(self.failures)
 
+    def annotated(self) -> list[Record]:
+        """The records the identifier succeeded on (failed samples left out), in input order."""
+        failed = {index for index, _ in self.failures}
+        return [r for i, r in enumerate(self.records) if i not in failed]
+
 
 @dataclass(frozen=True)
 class Failed:

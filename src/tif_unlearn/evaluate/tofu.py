@@ -39,6 +39,7 @@ class TofuEvalOptions:
     max_new_tokens: int = 64
     sets: tuple[str, ...] = ("forget", "retain", "real_authors", "world_facts")
     retain_questions: int | None = None  # keep only the first N retain items (mini protocols)
+    utility_items: int | None = None  # cap the retain / real-author / world-fact sets only
 
     def __post_init__(self):
         if not self.forget_split.startswith("forget"):
@@ -66,6 +67,8 @@ def load_eval_rows(name: str, options: TofuEvalOptions) -> list[dict]:
     if name == "retain" and options.retain_questions:
         rows = rows[: options.retain_questions]
     rows = rows[: options.max_items] if options.max_items else rows
+    if name != "forget" and options.utility_items:
+        rows = rows[: options.utility_items]
     widths = {len(_perturbed_list(r, f"{split}:{i + 1}")) for i, r in enumerate(rows)}
     if len(widths) != 1:
         raise DataError(

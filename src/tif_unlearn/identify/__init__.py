@@ -21,12 +21,14 @@ from .frequency import identify_frequency
 from .llm import identify_llm
 from .masked_lm import identify_masked_lm
 from .ner import identify_ner
+from .phrases import identify_phrases
 
 IDENTIFIERS: dict[str, Callable[..., IdentifyResult]] = {
     "annotations": identify_annotations,
     "llm": identify_llm,
     "masked-lm": identify_masked_lm,
     "ner": identify_ner,
+    "phrases": identify_phrases,
     "frequency": identify_frequency,
     "contrast": identify_contrast,
     "combined": identify_combined,

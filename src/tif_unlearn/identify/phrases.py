@@ -1,0 +1,90 @@
+"""The ``phrases`` identifier: the content words of the answer's noun phrases are UW.
+
+Linguistic principle (not fitted to any data set): what a factual answer says about its subject
+is carried by its noun phrases (who, what, where, which book, which genre, which quality) and,
+within them, by the content words: nouns, proper nouns, adjectives and numerals. Verbs,
+adverbs, pronouns, determiners and other function words frame the sentence and are general
+language. Two refinements shared with the ``ner`` identifier:
+
+- named entities, numbers and titles found by ``ner`` are added whole, so a title keeps its
+  connecting words ("Promise by the Seine");
+- question-aware (DESIGN.md section 1): a word the question already contains was given by the
+  question (the subject's name, the asked-about relation), so it is context, not answer, and
+  stays GW (``question_aware=False`` keeps it).
+
+Uses the same spaCy pipeline as ``ner`` (loaded once per process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from ..data.records import Record, Span
+from .base import (
+    IdentifyResult,
+    SampleResult,
+    normalized_words,
+    question_words,
+    run_batched,
+    words,
+)
+from .ner import DEFAULT_SPACY_MODEL, _given_by_question, doc_spans, load_spacy
+
+CONTENT_POS = frozenset({"NOUN", "PROPN", "ADJ", "NUM"})
+
+
+def _word_at(text: str) -> dict[int, str]:
+    """Character index -> the normalized word (``WORD_PATTERN``) covering it."""
+    covering = {}
+    for start, end in words(text):
+        normalized = normalized_words(text[start:end])[0]
+        covering.update(dict.fromkeys(range(start, end), normalized))
+    return covering
+
+
+def content_word_spans(doc, context: set[str] = frozenset()) -> list[Span]:
+    """Spans of the content words inside the noun phrases and entities of a parsed text,
+    leaving out possessive endings and tokens of words in ``context`` (normalized words; a
+    token is compared as the whole word it is part of: "Al" in "Al-Kuwaiti's")."""
+    word_at = _word_at(doc.text)
+    spans = []
+    for phrase in [*doc.noun_chunks, *doc.ents]:
+        for token in phrase:
+            if token.pos_ not in CONTENT_POS or token.tag_ == "POS":
+                continue
+            if word_at.get(token.idx) in context:
+                continue
+            spans.append((token.idx, token.idx + len(token)))
+    return spans
+
+
+def identify_phrases(
+    records: Sequence[Record],
+    *,
+    spacy_model: str = DEFAULT_SPACY_MODEL,
+    question_aware: bool = True,
+    entities: bool = True,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> IdentifyResult:
+    """Mark the content words of each target's noun phrases (plus ``ner``'s entities, numbers
+    and titles when ``entities``) as UW; words given by the question stay GW."""
+    started = time.perf_counter()
+    nlp = load_spacy(spacy_model)
+
+    def batch_fn(batch: list[Record]) -> list[SampleResult]:
+        results: list[SampleResult] = []
+        for record, doc in zip(batch, nlp.pipe(r.target for r in batch), strict=True):
+            asked = question_words(record) if question_aware else set()
+            spans = content_word_spans(doc, asked)
+            if entities:
+                spans += [
+                    s for s in doc_spans(doc) if not _given_by_question(record.target, s, asked)
+                ]
+            results.append(spans)
+        return results
+
+    return run_batched(
+        records, batch_fn, batch_size=batch_size, desc="phrases", progress=progress, started=started
+    )

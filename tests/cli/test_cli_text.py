@@ -160,3 +160,12 @@ def test_preset_muse_reaches_the_run_record(tiny_model_dir, corpora, tmp_path):
     assert run["method"] == "tif" and run["config"]["scheduler"] == "constant"
     assert run["method_config"]["forget_scale"] == 0.1
     assert run["method_config"]["beta"] == 0.5  # the command line beats the preset
+
+
+def test_tif_with_an_inline_identifier_on_a_plain_corpus(tiny_model_dir, corpora, tmp_path):
+    pytest.importorskip("wordfreq", reason="wordfreq is not installed")
+    out = tmp_path / "inline"
+    args = _unlearn(tiny_model_dir, corpora["array"], out, "--identifier", "frequency", *WINDOW)
+    assert main(args) == 0
+    run = json.loads((out / "tif_run.json").read_text())
+    assert run["tokens"]["uw_tokens"] > 0 and run["examples"]["forget"] > len(NEWS)

@@ -98,11 +98,23 @@ class UnlearnConfig(TrainConfig):
     lpl_space: str | None = field(default=None, metadata={"help": "TIF: logit | logprob"})
     forget_scale: float | None = field(default=None, metadata={"help": "TIF: forget-loss scale"})
     gamma: float | None = field(default=None, metadata={"help": "SimNPO margin γ"})
+    # Plain-text corpora: cut into token windows (QA records are never windowed).
+    window_length: int = field(default=256, metadata={"help": "text window length in tokens"})
+    window_stride: int | None = field(
+        default=None, metadata={"help": "tokens between window starts (None: window length)"}
+    )
+    short_texts: str = field(
+        default="error", metadata={"help": "a text shorter than one window: error | keep"}
+    )
+    preset: str | None = field(
+        default=None, metadata={"help": "paper recipe as defaults: muse | tofu"}
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if not self.forget:
             raise TifError("--forget is required")
+        self._check_windows()
         if self.reference_batch_size < 1:
             raise TifError("reference_batch_size must be >= 1")
         if self.eval_every is not None and self.eval_every < 1:
@@ -111,6 +123,20 @@ class UnlearnConfig(TrainConfig):
             raise TifError("--keep-best needs --eval-every")
         if self.eval_max_items < 1:
             raise TifError("eval_max_items must be >= 1")
+
+    def _check_windows(self) -> None:
+        from .data.windows import SHORT_TEXTS
+
+        if not 1 <= self.window_length < self.max_length:
+            raise TifError(
+                f"window_length must be >= 1 and < max_length ({self.max_length}), "
+                f"got {self.window_length}"
+            )
+        stride = self.window_stride
+        if stride is not None and not 1 <= stride <= self.window_length:
+            raise TifError(f"window_stride must be between 1 and window_length, got {stride}")
+        if self.short_texts not in SHORT_TEXTS:
+            raise TifError(f"short_texts must be one of {SHORT_TEXTS}, got {self.short_texts!r}")
 
 
 METHOD_OPTIONS = (
@@ -162,6 +188,10 @@ def build_config(cls, yaml_path: str | None, overrides: dict):
     values = load_yaml(yaml_path) if yaml_path else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(cls)}
+    if "preset" in known:  # built-in default < preset < YAML < command line
+        from .presets import apply_preset
+
+        values = apply_preset(values)
     unknown = sorted(set(values) - known)
     if unknown:
         raise TifError(f"unknown option(s) in config: {', '.join(unknown)}")

@@ -17,11 +17,15 @@ class DataError(TifError):
         path: str | None = None,
         line: int | None = None,
         field: str | None = None,
+        entry: int | None = None,
     ):
         self.path, self.line, self.field, self.reason = path, line, field, message
+        self.entry = entry  # 0-based position of the row in its file
         where = path or "<data>"
         if line is not None:
             where += f":{line}"
+        if entry is not None:
+            where += f": entry {entry}"
         if field is not None:
             where += f": field '{field}'"
         super().__init__(f"{where}: {message}")

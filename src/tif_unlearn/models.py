@@ -122,6 +122,28 @@ def load_model(
     return model, tokenizer
 
 
+def load_tokenizer(spec: str, *, trust_remote_code: bool = False, allow_pickle: bool = False):
+    """The tokenizer of a model spec alone (no weights): to check inputs before loading it."""
+    from transformers import AutoTokenizer
+
+    if spec.endswith(".gguf"):
+        if not Path(spec).is_file():
+            raise TifError(f"GGUF file {spec} not found")
+        folder, kwargs = Path(spec).parent, {"gguf_file": Path(spec).name}
+    else:
+        folder, kwargs = resolve_model_source(spec), {"trust_remote_code": trust_remote_code}
+        if Path(folder).exists():
+            _check_folder(Path(folder), allow_pickle)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TifError(f"could not load the tokenizer of '{spec}': {detail}") from err
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def save_model(model, tokenizer, out: Path | str, extra_json: dict | None = None) -> None:
     """Save as safetensors + tokenizer (+ JSON side files), atomically.
 

@@ -23,10 +23,11 @@ from .config import FinetuneConfig, TrainConfig, UnlearnConfig, as_dict, method_
 from .data.batches import UnlearnCollator, UnlearnDataset, pad_stream
 from .data.encoding import encode_record
 from .data.loaders import load_records, load_refusals, parse_field_map
-from .data.records import QARecord
+from .data.records import QARecord, TextRecord
+from .data.windows import window_records
 from .errors import DataError, TifError
 from .methods import METHODS
-from .models import load_model, save_model
+from .models import load_model, load_tokenizer, save_model
 from .trainer import (
     FinetuneTrainer,
     SupervisedDataset,
@@ -148,9 +149,36 @@ def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:
     idk = None
     if method.uses_idk:
         if not all(isinstance(r, QARecord) for r in forget):
-            raise TifError(f"method '{method.name}' needs question/answer forget records")
+            raise TifError(
+                f"method '{method.name}' needs question/answer forget records (it pairs each "
+                f"question with a refusal); {config.forget} holds plain texts: use tif, ga, "
+                "graddiff, npo or simnpo"
+            )
         idk = idk_records(forget, load_refusals(config.refusals), config.seed)
     return {"forget": forget, "retain": retain, "idk": idk}
+
+
+def window_inputs(inputs: dict, config: UnlearnConfig) -> dict:
+    """Cut the text records of the forget and retain sets into token windows (this loads the
+    model's tokenizer alone, so that a text too short fails before the model is loaded)."""
+    records = [r for name in ("forget", "retain") for r in inputs.get(name) or ()]
+    if not any(isinstance(r, TextRecord) for r in records):
+        return inputs
+    tokenizer = load_tokenizer(
+        config.model, trust_remote_code=config.trust_remote_code, allow_pickle=config.allow_pickle
+    )
+    return {
+        name: records
+        if records is None or name == "idk"
+        else window_records(
+            records,
+            tokenizer,
+            length=config.window_length,
+            stride=config.window_stride,
+            short_texts=config.short_texts,
+        )
+        for name, records in inputs.items()
+    }
 
 
 def build_streams(model, tokenizer, inputs: dict, config: UnlearnConfig, reference: dict) -> dict:
@@ -204,7 +232,7 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     method = METHODS[config.method]
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
-    inputs = load_unlearn_inputs(config, method)
+    inputs = window_inputs(load_unlearn_inputs(config, method), config)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,

@@ -233,3 +233,36 @@ def test_local_hf_backend_runs_a_tiny_model(tiny_model, tokenizer, tmp_path):
     assert len(result.failures) + result.n_ok == 3  # junk replies are failures, not crashes
     assert not (tmp_path / "replies.jsonl").exists()  # unnamed model objects are not cached
     assert tokenizer.padding_side == "right"  # restored after left-padded generation
+
+
+def passage_names(prompt: str) -> str:
+    """Rule-based stand-in for a text prompt: the capitalised words of the passage."""
+    passage = prompt.split("Passage:\n", 1)[1].split("\n\nReply with", 1)[0]
+    return json.dumps(re.findall(r"\b[A-Z][a-z]+\b", passage))
+
+
+def test_long_text_is_sent_in_chunks_and_spans_map_back(tmp_path):
+    from tif_unlearn.data.records import TextRecord
+
+    paragraphs = [f"Reporter {name} wrote from the city of {name}ville." for name in "ABCDEF"]
+    paragraphs = [p.replace(" A", " Alma").replace(" B", " Bern") for p in paragraphs]
+    text = "\n\n".join(paragraphs)
+    with ChatServer(passage_names) as server:
+        result = identify(
+            "llm",
+            [TextRecord(text)],
+            api_base=server.api_base,
+            api_model="tiny",
+            cache_dir=tmp_path,
+            chunk_chars=120,
+            progress=False,
+        )
+    prompts = [r["body"]["messages"][-1]["content"] for r in server.requests]
+    assert len(prompts) > 1 and all("Question:" not in p for p in prompts)
+    assert not result.failures
+    # every capitalised word of the text, at its offset in the full text (joined spans aside)
+    covered = {i for a, b in result.records[0].unwanted_spans for i in range(a, b)}
+    names = [m.span() for m in re.finditer(r"\b[A-Z][a-z]+\b", text)]
+    assert covered == {i for a, b in names for i in range(a, b)} | {
+        b for (_, b), (c, _) in zip(names, names[1:], strict=False) if c == b + 1
+    }

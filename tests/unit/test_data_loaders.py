@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -504,3 +505,39 @@ def test_real_masked_lm_first_record(annotations_dir):
     words = [first.answer[s:e] for s, e in first.unwanted_spans]
     assert words[:5] == ["full", "the", "fictitious", "author", "born"] and "Kuwait" not in words
     assert words[-3:] == ["Basil", "Mahfouz", "Al-Kuwaiti"]
+
+
+# ---------------------------------------------------------------------------- text corpora
+
+
+def test_text_records_know_their_entry_index(tmp_path):
+    path = write(tmp_path, '["first text", "second"]', "raw.json")
+    assert [r.index for r in load_records(path)] == [0, 1]
+    lines = jsonl(tmp_path, {"text": "a"}, {"text": "b"}, {"text": "c"}, name="t.jsonl")
+    assert [(r.index, r.source) for r in load_records(lines)][2] == (2, f"{lines}:3")
+
+
+def test_a_txt_file_is_one_document_with_its_blank_lines(tmp_path):
+    text = "First paragraph.\n\nSecond paragraph, same document.\n"
+    path = write(tmp_path, text, "article.txt")
+    assert load_records(path) == [TextRecord(text, source=f"{path}:1")]
+    with pytest.raises(DataError, match="no text") as exc:
+        load_records(write(tmp_path, " \n\n", "blank.txt"))
+    assert "blank.txt" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "entry", "message"),
+    [
+        ('["ok", "fine", 3]', 2, "expected a JSON object (or a string), got an integer"),
+        ('["ok", null]', 1, "got null"),
+        ('["ok", "  "]', 1, "field 'text': is empty"),
+        ('["ok", {"text": 1.5}]', 1, "must be a string, got a number"),
+    ],
+)
+def test_bad_corpus_entries_name_the_entry(tmp_path, content, entry, message):
+    path = write(tmp_path, content, "corpus.json")
+    with pytest.raises(DataError, match=re.escape(message)) as exc:
+        load_records(path)
+    assert str(exc.value).startswith(f"{path}:1: entry {entry}")
+    assert exc.value.entry == entry

@@ -250,7 +250,7 @@ def test_prompt_states_the_criteria():
     for criterion in ("proper nouns", "occupations", "places", "titles", "JSON list"):
         assert criterion in prompt
     assert "only if the question asks for that name" in prompt
-    assert "Text: A text." in build_prompt(TextRecord("A text."))
+    assert "Passage:\nA text." in build_prompt(TextRecord("A text."))
 
 
 # --------------------------------------------------------------------------- frequency

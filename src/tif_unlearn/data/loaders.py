@@ -160,6 +160,18 @@ def read_json_rows(path: str | os.PathLike[str]) -> list[tuple[int, object]]:
     return rows
 
 
+def read_text_document(path: str | os.PathLike[str]) -> list[tuple[int, object]]:
+    """A ``.txt`` file is one plain-text document: ``[(1, text)]``; DataError if blank.
+
+    Blank lines are kept as paragraph breaks of the document (they do not separate documents:
+    put several documents in a JSON array of strings or JSON Lines of ``{"text": ...}``).
+    """
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError("no text (the file is empty)", path=str(path))
+    return [(1, text)]
+
+
 # ---------------------------------------------------------------------------- rows
 
 
@@ -229,13 +241,18 @@ def _tofu_rows(source: str) -> tuple[str, list[tuple[int, object]]]:
     return where, list(enumerate(rows, start=1))
 
 
-def _row_dict(value: object, where: str, line: int, field_map: dict[str, str]) -> dict:
+def _row_dict(
+    value: object, where: str, line: int, field_map: dict[str, str], entry: int | None = None
+) -> dict:
     """Turn one parsed value into a row dict: strings become ``{"text": s}``; renames applied."""
     if isinstance(value, str):
         value = {"text": value}
     if not isinstance(value, dict):
         raise DataError(
-            f"expected a JSON object (or a string), got {_type_name(value)}", path=where, line=line
+            f"expected a JSON object (or a string), got {_type_name(value)}",
+            path=where,
+            line=line,
+            entry=entry,
         )
     return {field_map.get(key, key): v for key, v in value.items()}
 
@@ -249,10 +266,15 @@ def _located_rows(
         where, values = _tofu_rows(where)
     elif isinstance(where, str) and where.startswith(HUB_PREFIX):
         values = _hub_rows(where)
+    elif where.lower().endswith(".txt"):
+        values = read_text_document(source)
     else:
         values = read_json_rows(source)
     mapping = field_map or {}
-    return [(where, line, _row_dict(value, where, line, mapping)) for line, value in values]
+    return [
+        (where, line, _row_dict(value, where, line, mapping, entry))
+        for entry, (line, value) in enumerate(values)
+    ]
 
 
 def load_rows(
@@ -270,23 +292,22 @@ def load_rows(
 
 
 def _type_name(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else f"a {type(value).__name__}"
-    )
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    names |= {int: "an integer", float: "a number"}
+    return names.get(type(value), "null" if value is None else f"a {type(value).__name__}")
 
 
-def _string_field(row: dict, field: str, where: str, line: int) -> str:
+def _string_field(row: dict, field: str, where: str, line: int, entry: int | None = None) -> str:
     """Return ``row[field]``, which must be a non-blank string."""
+    at = {"path": where, "line": line, "field": field, "entry": entry}
     if field not in row:
         have = ", ".join(sorted(map(str, row))) or "none"
-        raise DataError(f"missing (the row has: {have})", path=where, line=line, field=field)
+        raise DataError(f"missing (the row has: {have})", **at)
     value = row[field]
     if not isinstance(value, str):
-        raise DataError(
-            f"must be a string, got {_type_name(value)}", path=where, line=line, field=field
-        )
+        raise DataError(f"must be a string, got {_type_name(value)}", **at)
     if not value.strip():
-        raise DataError("is empty", path=where, line=line, field=field)
+        raise DataError("is empty", **at)
     return value
 
 
@@ -305,17 +326,22 @@ def _row_kind(row: dict, where: str, line: int) -> str:
     )
 
 
-def _make_record(row: dict, kind: str, where: str, line: int) -> tuple[Record, list[str]]:
-    """Build one record (with its unwanted spans, if annotated) and its annotation warnings."""
+def _make_record(
+    row: dict, kind: str, where: str, line: int, entry: int
+) -> tuple[Record, list[str]]:
+    """Build one record (with its unwanted spans, if annotated) and its annotation warnings.
+
+    ``entry`` is the row's 0-based position in its file: text errors name it, and a text
+    record keeps it as ``index`` (several texts can share a line of a JSON array)."""
     loc = f"{where}:{line}"
     if kind == "qa":
         question = _string_field(row, "question", where, line)
         answer = _string_field(row, "answer", where, line)
         spans, warns = spans_from_row(row, answer, where=loc, target_field="answer")
         return QARecord(question, answer, unwanted_spans=spans, source=loc), warns
-    text = _string_field(row, "text", where, line)
+    text = _string_field(row, "text", where, line, entry)
     spans, warns = spans_from_row(row, text, where=loc, target_field="text")
-    return TextRecord(text, unwanted_spans=spans, source=loc), warns
+    return TextRecord(text, unwanted_spans=spans, source=loc, index=entry), warns
 
 
 def load_records(
@@ -339,8 +365,8 @@ def load_records(
         kind = _row_kind(rows[0][2], rows[0][0], rows[0][1])
     records: list[Record] = []
     seen: set[str] = set()
-    for where, line, row in rows:
-        record, warns = _make_record(row, kind, where, line)
+    for entry, (where, line, row) in enumerate(rows):
+        record, warns = _make_record(row, kind, where, line, entry)
         records.append(record)
         for message in warns:
             if message not in seen:

@@ -6,7 +6,7 @@ QA record or the text of a text record. ``unwanted_spans is None`` means "not an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Span = tuple[int, int]
 
@@ -28,6 +28,8 @@ class TextRecord:
     text: str
     unwanted_spans: tuple[Span, ...] | None = None
     source: str = ""
+    #: Position of the text in its file (0-based entry index), for error messages.
+    index: int | None = field(default=None, compare=False)
 
     @property
     def target(self) -> str:

@@ -9,6 +9,10 @@ in the answer (case-insensitive, whole words, every occurrence) and the matches 
 UW spans. Strings not found are ignored; a sample whose reply holds no list, or whose listed
 strings are all absent from the answer, is a failure.
 
+A plain text has no question: the model is asked for the specific facts of the passage
+(names, numbers, places, events, quotations). A long text is sent in chunks of whole
+paragraphs; the spans found in each chunk are mapped back to offsets in the full text.
+
 Two backends: a local Hugging Face chat model (``model=``: a spec for
 :func:`tif_unlearn.models.load_model` or a model object with ``tokenizer=``; batched greedy
 generation with left padding), or an OpenAI-compatible endpoint (``api_base=`` and
@@ -24,9 +28,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data.records import QARecord, Record, Span
+from ..data.records import QARecord, Record, Span, TextRecord
 from ..errors import TifError
-from .base import Failed, IdentifyResult, SampleResult, run_batched
+from .base import Failed, IdentifyResult, SampleResult, run_batched, with_spans
+from .chunks import text_chunks
 from .llm_backends import ChatBackend, HFChatBackend, OpenAIChatBackend
 from .llm_cache import ReplyCache
 from .llm_parse import parse_string_list
@@ -46,15 +51,17 @@ Answer: {answer}
 Reply with only a JSON list of strings copied exactly from the answer, for example \
 ["first phrase", "second phrase"], or [] if there is none."""
 
-TEXT_PROMPT = """You help remove private facts from a language model. List the words or \
-short phrases of the text below that carry specific knowledge about its subject: proper \
-nouns, names, places, dates, titles of works and awards, technical terms, roles and \
-occupations. Leave out general words.
+TEXT_PROMPT = """You help remove a memorised document from a language model. Read the \
+passage below and pick out the specific facts it states: the names of people and \
+organisations, numbers, amounts and dates, places, events, and the words of quotations. \
+Copy the words or short phrases that carry these facts exactly as they appear in the \
+passage. Leave out ordinary words and phrases that could appear in any passage.
 
-Text: {text}
+Passage:
+{text}
 
-Reply with only a JSON list of strings copied exactly from the text, for example \
-["first phrase", "second phrase"], or [] if there is none."""
+Reply with only a JSON list of strings copied exactly from the passage, for example \
+["first phrase", "second phrase"], or [] if it states no specific facts."""
 
 
 def build_prompt(record: Record) -> str:
@@ -92,6 +99,44 @@ def reply_to_spans(text: str, reply: str) -> SampleResult:
     if strings and not spans:
         return Failed(f"none of the {len(strings)} listed strings occurs in the text")
     return spans
+
+
+def chunk_records(
+    records: Sequence[Record], max_chars: int
+) -> tuple[list[Record], list[tuple[int, int]]]:
+    """Split long text records into paragraph chunks (QA records and short texts stay whole).
+
+    Returns the pieces and, for each piece, ``(index of its record, character offset)``.
+    """
+    pieces: list[Record] = []
+    owners: list[tuple[int, int]] = []
+    for i, record in enumerate(records):
+        if isinstance(record, QARecord) or len(record.target) <= max_chars:
+            pieces.append(record)
+            owners.append((i, 0))
+            continue
+        for start, end in text_chunks(record.target, max_chars):
+            pieces.append(TextRecord(record.target[start:end], source=record.source))
+            owners.append((i, start))
+    return pieces, owners
+
+
+def merge_chunks(
+    records: Sequence[Record], owners: Sequence[tuple[int, int]], pieces: IdentifyResult
+) -> IdentifyResult:
+    """Map the spans of each piece back into its record. A record fails when any of its
+    pieces failed: facts missed there would otherwise be kept as general words."""
+    failed = dict(pieces.failures)
+    spans: list[list[Span]] = [[] for _ in records]
+    reasons: dict[int, str] = {}
+    for j, (owner, offset) in enumerate(owners):
+        if j in failed:
+            reasons.setdefault(owner, f"chunk at character {offset}: {failed[j]}")
+        elif owner not in reasons:
+            found = pieces.records[j].unwanted_spans or ()
+            spans[owner].extend((a + offset, b + offset) for a, b in found)
+    out = [r if i in reasons else with_spans(r, spans[i]) for i, r in enumerate(records)]
+    return IdentifyResult(out, sorted(reasons.items()), pieces.seconds)
 
 
 def make_backend(
@@ -151,9 +196,13 @@ def identify_llm(
     max_retries: int = 5,
     backoff: float = 1.0,
     workers: int = 4,
+    chunk_chars: int = 1000,
     progress: bool = True,
 ) -> IdentifyResult:
     """Ask a chat model for the UW of each record (see module doc).
+
+    A text longer than ``chunk_chars`` characters is sent in chunks of whole paragraphs
+    (:func:`~tif_unlearn.identify.chunks.text_chunks`); the progress bar counts chunks.
 
     Local: ``model`` (spec or object, with ``tokenizer`` and ``model_name`` for caching).
     Endpoint: ``api_base`` + ``api_model`` (+ ``timeout``, ``max_retries``, ``backoff``
@@ -180,6 +229,11 @@ def identify_llm(
             for record, reply in zip(batch, replies, strict=True)
         ]
 
-    return run_batched(
-        records, batch_fn, batch_size=batch_size, desc="llm", progress=progress, started=started
+    records = list(records)
+    pieces, owners = chunk_records(records, chunk_chars)
+    chunked = any(piece is not records[i] for piece, (i, _) in zip(pieces, owners, strict=True))
+    desc = "llm (text chunks)" if chunked else "llm"
+    result = run_batched(
+        pieces, batch_fn, batch_size=batch_size, desc=desc, progress=progress, started=started
     )
+    return merge_chunks(records, owners, result) if chunked else result

@@ -153,3 +153,25 @@ def test_bad_lora_options_are_one_line_errors(
     errors = [line for line in capsys.readouterr().err.splitlines() if "tif: error:" in line]
     assert len(errors) == 1 and errors[0].startswith("tif: error:") and message in errors[0]
     assert not out.exists()
+
+
+def test_keep_best_restores_the_adapter_weights(tiny_model, tmp_path):
+    from tif_unlearn.config import LORA_TARGETS
+    from tif_unlearn.evaluate.during_training import EvalCallback
+    from tif_unlearn.lora import add_lora
+
+    model = add_lora(tiny_model, r=4, alpha=8.0, targets=LORA_TARGETS)
+    adapters = {name: p for name, p in model.named_parameters() if "lora_" in name}
+    with torch.no_grad():
+        for param in adapters.values():
+            param.normal_()
+    model.save_pretrained(tmp_path / "best")  # what EvalCallback._maybe_keep writes
+    best = {name: p.detach().clone() for name, p in adapters.items()}
+    with torch.no_grad():
+        for param in adapters.values():
+            param.zero_()  # training moved on after the best step
+    callback = EvalCallback.__new__(EvalCallback)  # no eval data needed to restore
+    callback.scratch, callback.best = tmp_path, {"step": 1, "metric": "m", "value": 0.0}
+    callback.restore_best(model)
+    for name, param in adapters.items():
+        assert torch.equal(param, best[name]), name

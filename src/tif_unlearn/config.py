@@ -11,6 +11,7 @@ from .errors import TifError
 
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
+LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
 
 @dataclass
@@ -39,9 +40,24 @@ class TrainConfig:
     field_map: str | None = field(
         default=None, metadata={"help": "rename fields: prompt=question,..."}
     )
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: train all weights)"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling α (scale α/r)"})
+    lora_targets: str = field(
+        default=LORA_TARGETS, metadata={"help": "comma list of module names LoRA adapts"}
+    )
+    merge_lora: bool = field(
+        default=False, metadata={"help": "save the merged model, not the LoRA adapter folder"}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in backward (less memory)"}
+    )
 
     def __post_init__(self):
         checks = [
+            (self.lora_r >= 0, f"lora_r must be >= 0, got {self.lora_r}"),
+            (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),
+            (bool(self.lora_targets.strip(", ")), "lora_targets must name at least one module"),
+            (self.lora_r > 0 or not self.merge_lora, "--merge-lora needs --lora-r > 0"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.epochs > 0, f"epochs must be > 0, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),

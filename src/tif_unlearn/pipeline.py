@@ -18,13 +18,23 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from . import __version__
+from . import __version__, lora
 from .config import FinetuneConfig, TrainConfig, UnlearnConfig, as_dict, method_config
 from .data.batches import UnlearnCollator, UnlearnDataset, pad_stream
 from .data.encoding import encode_record
 from .data.loaders import load_records, load_refusals, parse_field_map
 from .data.records import QARecord, TextRecord
 from .data.windows import window_records
+from .distributed import (
+    cpu_only,
+    gathered_state_dict,
+    is_main_process,
+    rank,
+    run_on_main,
+    shard_and_gather,
+    training_device,
+    world_size,
+)
 from .errors import DataError, TifError
 from .methods import METHODS
 from .models import load_model, load_tokenizer, save_model
@@ -69,7 +79,8 @@ def library_versions() -> dict[str, str]:
 
 
 def training_arguments(config: TrainConfig, n_examples: int, output_dir: str) -> TrainingArguments:
-    steps_per_epoch = math.ceil(n_examples / (config.batch_size * config.grad_accum))
+    per_step = config.batch_size * config.grad_accum * world_size()
+    steps_per_epoch = math.ceil(n_examples / per_step)
     total = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
     warmup = min(round(steps_per_epoch * config.warmup_epochs), max(total - 1, 0))
     scheduler = config.scheduler
@@ -87,6 +98,8 @@ def training_arguments(config: TrainConfig, n_examples: int, output_dir: str) ->
         lr_scheduler_type=scheduler,
         seed=config.seed,
         bf16=config.bf16,
+        activation_checkpointing=config.gradient_checkpointing,
+        use_cpu=cpu_only(),
         logging_steps=1,
         save_strategy="no",
         report_to="none",
@@ -138,7 +151,7 @@ def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:
     if config.identifier:
         if method.name != "tif":
             raise TifError("--identifier applies to --method tif only")
-        forget = identify_inline(config.identifier, forget)
+        forget = run_on_main(lambda: identify_inline(config.identifier, forget))
     if method.name == "tif":
         require_annotations(forget, config.forget)
     if method.retain == "required" and not config.retain:
@@ -189,13 +202,16 @@ def build_streams(model, tokenizer, inputs: dict, config: UnlearnConfig, referen
             continue
         examples = encode_all(tokenizer, records, config.max_length)
         if name in reference and not config.live_reference:
-            examples = cache_reference(
-                model,
+            examples = shard_and_gather(  # one disjoint shard per process
                 examples,
-                reference[name],
-                pad_token_id=tokenizer.pad_token_id,
-                batch_size=config.reference_batch_size,
-                desc=f"{name} reference",
+                lambda shard, kind=reference[name], name=name: cache_reference(
+                    model,
+                    shard,
+                    kind,
+                    pad_token_id=tokenizer.pad_token_id,
+                    batch_size=config.reference_batch_size,
+                    desc=f"{name} reference",
+                ),
             )
         streams[name] = examples
     return streams
@@ -225,6 +241,16 @@ def eval_callback(config: UnlearnConfig, tokenizer, scratch: Path):
     return EvalCallback(tokenizer, options, config.eval_every, scratch, config.keep_best)
 
 
+def save_output(trainer, model, tokenizer, config: TrainConfig, record: dict) -> None:
+    """Save the trained model (the LoRA adapter folder, or merged) from rank 0 only."""
+    state_dict = gathered_state_dict(trainer)  # a collective under DeepSpeed: every rank
+    if not is_main_process():
+        return
+    record["saved_by_rank"] = rank()
+    model = lora.model_to_save(model, config.merge_lora)
+    save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record}, state_dict=state_dict)
+
+
 def run_unlearn(config: UnlearnConfig) -> Path:
     """Unlearn ``config.forget`` from ``config.model`` and save the result to ``config.out``."""
     if config.method not in METHODS:
@@ -240,11 +266,15 @@ def run_unlearn(config: UnlearnConfig) -> Path:
         allow_pickle=config.allow_pickle,
     )
     reference = method.reference(hyper)
+    model.to(training_device())
     streams = build_streams(model, tokenizer, inputs, config, reference)
+    model = lora.maybe_add_lora(model, config)  # after caching: the reference is the base model
     dataset = UnlearnDataset(
         streams["forget"], streams.get("retain"), streams.get("idk"), seed=config.seed
     )
-    live = frozen_copy(model) if config.live_reference and reference else None
+    live = None
+    if config.live_reference and reference:
+        live = lora.AdapterDisabledReference(model) if config.lora_r else frozen_copy(model)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
         evaluator = eval_callback(config, tokenizer, Path(scratch))
@@ -276,13 +306,14 @@ def run_unlearn(config: UnlearnConfig) -> Path:
         "examples": {name: len(examples) for name, examples in streams.items()},
         "tokens": token_counts(streams["forget"]),
         "versions": library_versions(),
+        "world_size": world_size(),
         "train_seconds": round(time.time() - started, 2),
         "log": trainer.state.log_history,
     }
     if evaluator:
         record["eval"] = evaluator.history
         record["kept_best"] = evaluator.best
-    save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record})
+    save_output(trainer, model, tokenizer, config, record)
     return Path(config.out)
 
 
@@ -296,6 +327,7 @@ def run_finetune(config: FinetuneConfig) -> Path:
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
     )
+    model = lora.maybe_add_lora(model, config)
     dataset = SupervisedDataset(encode_all(tokenizer, records, config.max_length))
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
@@ -312,8 +344,9 @@ def run_finetune(config: FinetuneConfig) -> Path:
         "data": {"source": config.data, "sha256": file_digest(config.data)},
         "examples": len(dataset),
         "versions": library_versions(),
+        "world_size": world_size(),
         "train_seconds": round(time.time() - started, 2),
         "log": trainer.state.log_history,
     }
-    save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record})
+    save_output(trainer, model, tokenizer, config, record)
     return Path(config.out)

@@ -66,7 +66,13 @@ class LengthGroupedTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        # One optimizer step consumes this many examples over all processes: accelerate gives
+        # each process its own consecutive batches of this sampler's single order.
+        group = (
+            self.args.train_batch_size
+            * self.args.gradient_accumulation_steps
+            * self.args.world_size
+        )
         return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)
 
 
@@ -77,6 +83,8 @@ class UnlearnTrainer(LengthGroupedTrainer):
         super().__init__(*args, **kwargs)
         self.method, self.method_config = method, method_config
         self.live_reference = live_reference
+        if isinstance(live_reference, torch.nn.Module):  # a frozen copy: onto this rank's device
+            live_reference.to(self.args.device)
         self._component_sums: dict[str, float] = defaultdict(float)
         self._component_count = 0
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from ..errors import TifError
+from ..lora import load_state_into
 from .tofu import TofuEvalOptions, evaluate_tofu, load_eval_rows
 
 log = logging.getLogger("tif_unlearn")
@@ -88,7 +89,7 @@ class EvalCallback(TrainerCallback):
         weights = {}
         for shard in sorted((self.scratch / "best").glob("*.safetensors")):
             weights.update(load_file(str(shard)))
-        model.load_state_dict(weights, strict=False)
+        load_state_into(model, weights)  # a LoRA run saved (and restores) adapter weights only
         log.info(
             "kept the weights of step %d (%s = %.4g)",
             self.best["step"],

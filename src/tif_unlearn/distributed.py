@@ -1,0 +1,92 @@
+"""Multi-process runs (``torchrun`` / ``accelerate launch``): ranks, shared work, saving.
+
+The launchers set ``WORLD_SIZE`` and ``RANK``. The process group is started through
+accelerate's ``PartialState`` (the same singleton the Trainer uses later) the first time a
+collective is needed, with gloo on CPU and NCCL on GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .errors import TifError
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def cpu_only() -> bool:
+    """Several processes and no GPU: accelerate then needs ``cpu=True`` to use gloo."""
+    return world_size() > 1 and not torch.cuda.is_available()
+
+
+def _start():
+    from accelerate import PartialState
+
+    return PartialState(cpu=cpu_only())
+
+
+def training_device() -> torch.device:
+    """This process's accelerator device (``cuda:LOCAL_RANK``), or the CPU."""
+    if world_size() == 1 and not torch.cuda.is_available():
+        return torch.device("cpu")
+    return _start().device
+
+
+def run_on_main(compute: Callable[[], object]):
+    """Run ``compute`` on rank 0 only and give every rank its result (errors too)."""
+    if world_size() == 1:
+        return compute()
+    _start()
+    payload: list = [None]
+    failure: Exception | None = None
+    if is_main_process():
+        try:
+            payload = [("ok", compute())]
+        except Exception as err:  # tell the other ranks, so that none waits forever
+            failure, payload = err, [("error", str(err))]
+    torch.distributed.broadcast_object_list(payload, src=0)
+    status, value = payload[0]
+    if failure is not None:
+        raise failure
+    if status == "error":
+        raise TifError(f"rank 0 failed: {value}")
+    return value
+
+
+def shard_and_gather(items: Sequence, compute: Callable[[list], list]) -> list:
+    """Apply ``compute`` to a disjoint shard per rank (``items[rank::world]``); gather in order."""
+    n = world_size()
+    if n == 1:
+        return compute(list(items))
+    _start()
+    parts: list = [None] * n
+    torch.distributed.all_gather_object(parts, compute(list(items[rank() :: n])))
+    return interleave(parts)
+
+
+def interleave(parts: Sequence[list]) -> list:
+    """Undo round-robin sharding: ``parts[k]`` holds items k, k + n, k + 2n, ..."""
+    gathered: list = [None] * sum(len(part) for part in parts)
+    for index, part in enumerate(parts):
+        gathered[index :: len(parts)] = part
+    return gathered
+
+
+def gathered_state_dict(trainer) -> dict | None:
+    """Under DeepSpeed, the full state dict (a collective: every rank calls it); else None."""
+    if not getattr(trainer, "is_deepspeed_enabled", False):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.deepspeed)

@@ -1,0 +1,177 @@
+"""LoRA (--lora-r) and gradient checkpointing on the tiny model, through `tif unlearn`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tif_unlearn import pipeline
+from tif_unlearn.cli import main
+from tif_unlearn.models import load_model
+
+STEPS = 6
+
+
+@pytest.fixture
+def saved_models(monkeypatch) -> list:
+    """Every model object handed to save_model (the real save still runs)."""
+    seen: list = []
+    real_save = pipeline.save_model
+
+    def recording_save(model, *args, **kwargs):
+        seen.append(model)
+        return real_save(model, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "save_model", recording_save)
+    return seen
+
+
+def _unlearn(model_dir, forget, out, *extra) -> int:
+    args = ["unlearn", "--model", str(model_dir), "--forget", str(forget), "--out", str(out)]
+    args += ["--max-steps", str(STEPS), "--batch-size", "2", "--lr", "5e-3", "--warmup-epochs", "0"]
+    return main([*args, "--scheduler", "constant", "--per-sample", *extra])
+
+
+def _logits(model, tokenizer) -> torch.Tensor:
+    batch = tokenizer(["Where was Basil born? Basil was born in Kuwait City."], return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def _losses(out) -> list[float]:
+    log = json.loads((out / "tif_run.json").read_text())["log"]
+    return [entry["loss"] for entry in log if "loss" in entry]
+
+
+def test_lora_trains_only_the_adapters(tiny_model_dir, qa_files, tmp_path, saved_models):
+    out = tmp_path / "adapter"
+    assert _unlearn(tiny_model_dir, qa_files["forget"], out, "--lora-r", "4") == 0
+    (model,) = saved_models
+    base_before = load_file(str(tiny_model_dir / "model.safetensors"))
+    base_after = {
+        key.replace(".base_layer", ""): weight
+        for key, weight in model.get_base_model().state_dict().items()
+        if "lora_" not in key
+    }
+    lora_b = {k: v for k, v in model.named_parameters() if "lora_B" in k}
+    assert lora_b and all(v.abs().max() > 0 for v in lora_b.values())  # B starts at 0
+    assert {k for k, v in model.named_parameters() if v.requires_grad} == {
+        k for k, _ in model.named_parameters() if "lora_" in k
+    }
+    assert base_after.keys() == base_before.keys()
+    for name, weight in base_before.items():
+        assert torch.equal(base_after[name], weight), name
+    losses = _losses(out)
+    assert len(losses) == STEPS and losses[-1] < losses[0]
+
+
+def test_adapter_folder_loads_back_with_peft(tiny_model_dir, qa_files, tmp_path, saved_models):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "adapter"
+    assert _unlearn(tiny_model_dir, qa_files["forget"], out, "--lora-r", "4") == 0
+    assert {"adapter_config.json", "adapter_model.safetensors", "tif_run.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert not (out / "config.json").exists()
+    trained, tokenizer = saved_models[0], load_model(str(out))[1]
+    expected = _logits(trained, tokenizer)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert not torch.allclose(_logits(base, tokenizer), expected, atol=1e-4)
+    reloaded = PeftModel.from_pretrained(base, out)
+    torch.testing.assert_close(_logits(reloaded, tokenizer), expected, atol=1e-5, rtol=1e-5)
+    merged_on_load, _ = load_model(str(out))  # our loader: base + adapter, merged
+    torch.testing.assert_close(_logits(merged_on_load, tokenizer), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_merge_lora_saves_a_plain_model(tiny_model_dir, qa_files, tmp_path, saved_models):
+    from transformers import AutoModelForCausalLM
+
+    adapter_out, merged_out = tmp_path / "adapter", tmp_path / "merged"
+    assert _unlearn(tiny_model_dir, qa_files["forget"], adapter_out, "--lora-r", "4") == 0
+    args = ("--lora-r", "4", "--merge-lora")
+    assert _unlearn(tiny_model_dir, qa_files["forget"], merged_out, *args) == 0
+    assert not (merged_out / "adapter_config.json").exists()
+    tokenizer = load_model(str(adapter_out))[1]
+    expected = _logits(saved_models[0], tokenizer)  # the in-memory adapter model of run 1
+    plain = AutoModelForCausalLM.from_pretrained(merged_out)
+    assert not any("lora" in k for k in plain.state_dict())
+    torch.testing.assert_close(_logits(plain, tokenizer), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_live_reference_with_lora_matches_cached(tiny_model_dir, qa_files, tmp_path):
+    cached, live = tmp_path / "cached", tmp_path / "live"
+    assert _unlearn(tiny_model_dir, qa_files["forget"], cached, "--lora-r", "4") == 0
+    args = ("--lora-r", "4", "--live-reference")
+    assert _unlearn(tiny_model_dir, qa_files["forget"], live, *args) == 0
+    torch.testing.assert_close(_losses(live), _losses(cached), atol=1e-4, rtol=1e-4)
+    weights_live = load_file(str(live / "adapter_model.safetensors"))
+    weights_cached = load_file(str(cached / "adapter_model.safetensors"))
+    for name, weight in weights_cached.items():
+        torch.testing.assert_close(weights_live[name], weight, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_gradient_checkpointing_gives_the_same_training(
+    tiny_model_dir, qa_files, tmp_path, saved_models, lora
+):
+    extra = ("--lora-r", "4", "--merge-lora") if lora else ()
+    plain, checkpointed = tmp_path / "plain", tmp_path / "checkpointed"
+    assert _unlearn(tiny_model_dir, qa_files["forget"], plain, *extra) == 0
+    args = (*extra, "--gradient-checkpointing")
+    assert _unlearn(tiny_model_dir, qa_files["forget"], checkpointed, *args) == 0
+    assert (
+        saved_models[1].is_activation_checkpointing
+        and not saved_models[0].is_activation_checkpointing
+    )
+    torch.testing.assert_close(_losses(checkpointed), _losses(plain), atol=1e-5, rtol=1e-5)
+    before = load_file(str(tiny_model_dir / "model.safetensors"))
+    weights = load_file(str(plain / "model.safetensors"))
+    assert any(not torch.equal(weights[k], before[k]) for k in before)  # it did train
+    for name, weight in load_file(str(checkpointed / "model.safetensors")).items():
+        torch.testing.assert_close(weight, weights[name], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--merge-lora",), "--merge-lora needs --lora-r > 0"),
+        (("--lora-r", "4", "--lora-targets", "no_such_proj"), "--lora-targets no_such_proj"),
+        (("--lora-r", "-1"), "lora_r must be >= 0"),
+    ],
+)
+def test_bad_lora_options_are_one_line_errors(
+    tiny_model_dir, qa_files, tmp_path, capsys, extra, message
+):
+    out = tmp_path / "out"
+    assert _unlearn(tiny_model_dir, qa_files["forget"], out, *extra) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "tif: error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("tif: error:") and message in errors[0]
+    assert not out.exists()
+
+
+def test_keep_best_restores_the_adapter_weights(tiny_model, tmp_path):
+    from tif_unlearn.config import LORA_TARGETS
+    from tif_unlearn.evaluate.during_training import EvalCallback
+    from tif_unlearn.lora import add_lora
+
+    model = add_lora(tiny_model, r=4, alpha=8.0, targets=LORA_TARGETS)
+    adapters = {name: p for name, p in model.named_parameters() if "lora_" in name}
+    with torch.no_grad():
+        for param in adapters.values():
+            param.normal_()
+    model.save_pretrained(tmp_path / "best")  # what EvalCallback._maybe_keep writes
+    best = {name: p.detach().clone() for name, p in adapters.items()}
+    with torch.no_grad():
+        for param in adapters.values():
+            param.zero_()  # training moved on after the best step
+    callback = EvalCallback.__new__(EvalCallback)  # no eval data needed to restore
+    callback.scratch, callback.best = tmp_path, {"step": 1, "metric": "m", "value": 0.0}
+    callback.restore_best(model)
+    for name, param in adapters.items():
+        assert torch.equal(param, best[name]), name

@@ -51,6 +51,12 @@ class TrainConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "recompute activations in backward (less memory)"}
     )
+    save_steps: int = field(
+        default=0, metadata={"help": "checkpoint every N steps to <out>.checkpoints (0: off)"}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "continue from the last complete checkpoint"}
+    )
 
     def __post_init__(self):
         checks = [
@@ -63,6 +69,7 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
             (self.max_steps == -1 or self.max_steps >= 1, "max_steps must be >= 1 (or -1)"),
+            (self.save_steps >= 0, f"save_steps must be >= 0, got {self.save_steps}"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),

@@ -19,6 +19,14 @@ import torch
 from transformers import TrainingArguments
 
 from . import __version__, lora
+from .checkpoints import (
+    fault_callbacks,
+    fingerprint,
+    prepare_checkpoints,
+    remove_checkpoints,
+    save_options,
+    trainer_output_dir,
+)
 from .config import FinetuneConfig, TrainConfig, UnlearnConfig, as_dict, method_config
 from .data.batches import UnlearnCollator, UnlearnDataset, pad_stream
 from .data.encoding import encode_record
@@ -101,7 +109,7 @@ def training_arguments(config: TrainConfig, n_examples: int, output_dir: str) ->
         activation_checkpointing=config.gradient_checkpointing,
         use_cpu=cpu_only(),
         logging_steps=1,
-        save_strategy="no",
+        **save_options(config),
         report_to="none",
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -259,6 +267,11 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
     inputs = window_inputs(load_unlearn_inputs(config, method), config)
+    digests = {
+        name: file_digest(getattr(config, name)) for name in ("forget", "retain", "refusals")
+    }
+    run_fingerprint = fingerprint(config, digests)
+    resume_from = prepare_checkpoints(config, run_fingerprint)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -280,15 +293,16 @@ def run_unlearn(config: UnlearnConfig) -> Path:
         evaluator = eval_callback(config, tokenizer, Path(scratch))
         trainer = UnlearnTrainer(
             model=model,
-            args=training_arguments(config, len(dataset), scratch),
+            args=training_arguments(config, len(dataset), trainer_output_dir(config, scratch)),
             train_dataset=dataset,
             data_collator=UnlearnCollator(tokenizer.pad_token_id),
-            callbacks=[evaluator] if evaluator else None,
+            callbacks=[c for c in (evaluator, *fault_callbacks(config, run_fingerprint)) if c],
             method=method,
             method_config=hyper,
             live_reference=live,
         )
-        trainer.train()
+        # A checkpoint's weights are loaded only here: reference values came from --model.
+        trainer.train(resume_from_checkpoint=resume_from)
         if evaluator:
             evaluator.restore_best(model)
     record = {
@@ -314,6 +328,8 @@ def run_unlearn(config: UnlearnConfig) -> Path:
         record["eval"] = evaluator.history
         record["kept_best"] = evaluator.best
     save_output(trainer, model, tokenizer, config, record)
+    if is_main_process():
+        remove_checkpoints(config.out)
     return Path(config.out)
 
 
@@ -321,6 +337,8 @@ def run_finetune(config: FinetuneConfig) -> Path:
     """Supervised fine-tuning on QA records (e.g. to build TOFU target and retain models)."""
     check_output(config.out, config.model, config.overwrite)
     records = load_records(config.data, kind="qa", field_map=parse_field_map(config.field_map))
+    run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})
+    resume_from = prepare_checkpoints(config, run_fingerprint)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -333,11 +351,12 @@ def run_finetune(config: FinetuneConfig) -> Path:
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
         trainer = FinetuneTrainer(
             model=model,
-            args=training_arguments(config, len(dataset), scratch),
+            args=training_arguments(config, len(dataset), trainer_output_dir(config, scratch)),
             train_dataset=dataset,
             data_collator=lambda items: pad_stream(items, tokenizer.pad_token_id),
+            callbacks=fault_callbacks(config, run_fingerprint),
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume_from)
     record = {
         "command": "finetune",
         "config": as_dict(config),
@@ -349,4 +368,6 @@ def run_finetune(config: FinetuneConfig) -> Path:
         "log": trainer.state.log_history,
     }
     save_output(trainer, model, tokenizer, config, record)
+    if is_main_process():
+        remove_checkpoints(config.out)
     return Path(config.out)

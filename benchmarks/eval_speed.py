@@ -71,7 +71,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--repeats-single", type=int, default=2, help="repeats of the slow run")
     parser.add_argument("--full", action="store_true", help="also time the full batched evaluation")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model, tokenizer = load_model("smollm2-135m")
     results = {"machine": machine(), "model": "smollm2-135m (fp32)", "items_per_set": args.items}
     batched = TofuEvalOptions(max_items=args.items, batch_size=16, max_new_tokens=64)

@@ -51,6 +51,7 @@ def test_registry_names_and_unknown_identifier():
         "llm",
         "masked-lm",
         "ner",
+        "phrases",
         "frequency",
         "contrast",
         "combined",

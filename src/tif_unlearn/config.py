@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -41,6 +42,9 @@ class TrainConfig:
     )
 
     def __post_init__(self):
+        for name in ("lr", "epochs", "weight_decay", "warmup_epochs"):
+            if not math.isfinite(getattr(self, name)):
+                raise TifError(f"{name} must be a finite number, got {getattr(self, name)}")
         checks = [
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.epochs > 0, f"epochs must be > 0, got {self.epochs}"),

@@ -180,12 +180,12 @@ def token_counts(examples: list[dict]) -> dict[str, int]:
     }
 
 
-def eval_callback(config: UnlearnConfig, tokenizer, scratch: Path):
-    """The evaluation-during-training callback, or None without --eval-every."""
+def eval_options(config: UnlearnConfig):
+    """The --eval-every options, validated with their data before any model is loaded."""
     if not config.eval_every:
         return None
-    from .evaluate.during_training import EvalCallback
-    from .evaluate.tofu import TofuEvalOptions
+    from .evaluate.during_training import parse_keep_best
+    from .evaluate.tofu import TofuEvalOptions, load_eval_rows
 
     options = TofuEvalOptions(
         data_dir=config.eval_data_dir or "auto",
@@ -194,6 +194,19 @@ def eval_callback(config: UnlearnConfig, tokenizer, scratch: Path):
         max_new_tokens=32,
         sets=("forget", "retain"),
     )
+    for name in options.sets:
+        load_eval_rows(name, options)
+    if config.keep_best:
+        parse_keep_best(config.keep_best)
+    return options
+
+
+def eval_callback(config: UnlearnConfig, options, tokenizer, scratch: Path):
+    """The evaluation-during-training callback, or None without --eval-every."""
+    if options is None:
+        return None
+    from .evaluate.during_training import EvalCallback
+
     return EvalCallback(tokenizer, options, config.eval_every, scratch, config.keep_best)
 
 
@@ -205,6 +218,7 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
     inputs = load_unlearn_inputs(config, method)
+    evaluation = eval_options(config)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -219,7 +233,7 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     live = frozen_copy(model) if config.live_reference and reference else None
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
-        evaluator = eval_callback(config, tokenizer, Path(scratch))
+        evaluator = eval_callback(config, evaluation, tokenizer, Path(scratch))
         trainer = UnlearnTrainer(
             model=model,
             args=training_arguments(config, len(dataset), scratch),

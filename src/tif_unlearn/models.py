@@ -123,12 +123,17 @@ def _check_vocab(tokenizer, source: str, spec: str, trust_remote_code: bool) -> 
 
 def _load_problem(err: Exception) -> str:
     """A one-line reason for a failed ``from_pretrained``."""
-    text = str(err)
+    text = " ".join(str(err).split())
     if "ignore_mismatched_sizes" in text:
         return "the weights' shapes do not match its config.json"
     if isinstance(err, SafetensorError):
-        return f"the safetensors weights are damaged ({text.splitlines()[0] if text else err})"
-    return text.splitlines()[0] if text.strip() else type(err).__name__
+        return f"the safetensors weights are damaged ({text})"
+    return text[:300] or type(err).__name__
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A folder path rather than a hub id (``owner/name``)."""
+    return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
 def load_model(
@@ -148,6 +153,8 @@ def load_model(
         return _load_gguf(Path(spec), torch_dtype)
     source = resolve_model_source(spec)
     is_local = Path(source).exists()
+    if not is_local and _looks_like_path(source):
+        raise TifError(f"model folder {source} not found")
     if is_local:
         _check_folder(Path(source), allow_pickle, trust_remote_code)
     kwargs = {"trust_remote_code": trust_remote_code}

@@ -62,7 +62,7 @@ tif identify (forget records; most cases use the ``annotations`` identifier)
 
 tif unlearn / tif finetune
     unlearn-unknown-method           ``--method magic``
-    unlearn-negative-lr              ``--lr -1e-5``
+    unlearn-negative-lr              ``--lr=-1e-5``
     unlearn-nan-lr                   ``--lr nan``
     unlearn-infinite-lr              ``--lr inf``
     unlearn-zero-epochs              ``--epochs 0``
@@ -527,7 +527,7 @@ CASES: dict[str, Builder] = {
     "identify-no-data": lambda w: ["identify", "--out", w.path("out/a.jsonl")],
     # tif unlearn: options and hyperparameters
     "unlearn-unknown-method": lambda w: unlearn(w, "--method", "magic"),
-    "unlearn-negative-lr": lambda w: unlearn(w, "--lr", "-1e-5"),
+    "unlearn-negative-lr": lambda w: unlearn(w, "--lr=-1e-5"),
     "unlearn-nan-lr": lambda w: unlearn(w, "--lr", "nan"),
     "unlearn-infinite-lr": lambda w: unlearn(w, "--lr", "inf"),
     "unlearn-zero-epochs": lambda w: unlearn(w, "--epochs", "0"),

@@ -270,9 +270,9 @@ def load_rows(
 
 
 def _type_name(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else f"a {type(value).__name__}"
-    )
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    names.update({int: "a number", float: "a number"})
+    return names.get(type(value), "null" if value is None else f"a {type(value).__name__}")
 
 
 def _string_field(row: dict, field: str, where: str, line: int) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.tofu import load_tofu_split
+from ..data.tofu import TOFU_SPLITS, load_tofu_split
 from ..errors import DataError, TifError
 from . import metrics
 from .runner import ScoredAnswer, generate, score_answers
@@ -43,6 +43,13 @@ class TofuEvalOptions:
     def __post_init__(self):
         if not self.forget_split.startswith("forget"):
             raise TifError(f"--forget-split must be forgetXX, got {self.forget_split!r}")
+        if f"{self.forget_split}_perturbed" not in TOFU_SPLITS:
+            choices = ", ".join(
+                s.removesuffix("_perturbed")
+                for s in TOFU_SPLITS
+                if s.startswith("forget") and s.endswith("_perturbed")
+            )
+            raise TifError(f"--forget-split must be one of {choices}, got {self.forget_split!r}")
         if self.max_items is not None and self.max_items < 1:
             raise TifError("--max-items must be >= 1")
         if self.batch_size < 1 or self.max_new_tokens < 1:

@@ -107,7 +107,6 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
     if args.retain_model and args.retain_results:
         raise TifError("give --retain-model or --retain-results, not both")
     check_results_path(args.out)
-    check_eval_data(options)
     reference = None
     if args.retain_results:
         path = Path(args.retain_results)
@@ -116,6 +115,7 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise TifError(f"cannot read --retain-results {path}: {err}") from err
         reference = reference_from_results(payload, str(path))
+    check_eval_data(options, reference)
     if args.retain_model:
         retain_model, retain_tokenizer = load_model(args.retain_model)
         reference = reference_from_model(retain_model, retain_tokenizer, options, args.retain_model)
@@ -253,8 +253,26 @@ def setup_logging(verbose: bool) -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        # transformers' own bars ("Loading weights") only with --verbose: a failure right
+        # after loading must still be the one line on stderr
+        if verbose:
+            hf_logging.enable_progress_bar()
+        else:
+            hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
+
+
+MAX_ERROR_CHARS = 500
+
+
+def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """An error message as one line of at most ``limit`` characters (input values can be huge
+    or hold newlines)."""
+    text = " ".join(message.split())
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args.verbose)
         return args.handler(args)
     except TifError as err:
-        print(f"tif: error: {err}", file=sys.stderr)
+        print(f"tif: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -59,6 +60,9 @@ class TrainConfig:
     )
 
     def __post_init__(self):
+        for name in ("lr", "epochs", "weight_decay", "warmup_epochs"):
+            if not math.isfinite(getattr(self, name)):
+                raise TifError(f"{name} must be a finite number, got {getattr(self, name)}")
         checks = [
             (self.lora_r >= 0, f"lora_r must be >= 0, got {self.lora_r}"),
             (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from .errors import TifError
 from .lora import is_adapter_folder, load_adapter_folder
@@ -81,7 +82,19 @@ def resolve_model_source(spec: str) -> str:
     return spec
 
 
-def _check_folder(folder: Path, allow_pickle: bool) -> None:
+def _needs_remote_code(folder: Path) -> bool:
+    """Whether the folder's config asks to run its own Python code (an ``auto_map``)."""
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            config = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # missing or broken: from_pretrained reports it
+        if isinstance(config, dict) and config.get("auto_map"):
+            return True
+    return False
+
+
+def _check_folder(folder: Path, allow_pickle: bool, trust_remote_code: bool = False) -> None:
     if not folder.is_dir():
         raise TifError(f"model path {folder} is not a folder")
     if not (folder / "config.json").is_file():
@@ -91,6 +104,40 @@ def _check_folder(folder: Path, allow_pickle: bool) -> None:
     if not has_safetensors and not (has_pickle and allow_pickle):
         extra = " (pickle weights found: pass --allow-pickle to trust them)" if has_pickle else ""
         raise TifError(f"{folder} has no safetensors weights{extra}")
+    if not trust_remote_code and _needs_remote_code(folder):
+        raise TifError(
+            f"{folder} needs its own Python code to load (auto_map in its config); "
+            "pass --trust-remote-code only if you trust that code"
+        )
+
+
+def _check_vocab(tokenizer, source: str, spec: str, trust_remote_code: bool) -> None:
+    """Refuse a tokenizer with more tokens than the model has embedding rows (its ids would
+    index past the embedding)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    rows = getattr(config.get_text_config(), "vocab_size", None)
+    if isinstance(rows, int) and len(tokenizer) > rows:
+        raise TifError(
+            f"model '{spec}': its tokenizer has {len(tokenizer)} tokens but the model has only "
+            f"{rows} embedding rows (vocab_size); the tokenizer does not belong to these weights"
+        )
+
+
+def _load_problem(err: Exception) -> str:
+    """A one-line reason for a failed ``from_pretrained``."""
+    text = " ".join(str(err).split())
+    if "ignore_mismatched_sizes" in text:
+        return "the weights' shapes do not match its config.json"
+    if isinstance(err, SafetensorError):
+        return f"the safetensors weights are damaged ({text})"
+    return text[:300] or type(err).__name__
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A folder path rather than a hub id (``owner/name``)."""
+    return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
 def load_model(
@@ -113,17 +160,20 @@ def load_model(
         options = {"dtype": dtype, "trust_remote_code": trust_remote_code}
         return load_adapter_folder(Path(source), allow_pickle=allow_pickle, **options)
     is_local = Path(source).exists()
+    if not is_local and _looks_like_path(source):
+        raise TifError(f"model folder {source} not found")
     if is_local:
-        _check_folder(Path(source), allow_pickle)
+        _check_folder(Path(source), allow_pickle, trust_remote_code)
     kwargs = {"trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, use_safetensors=not allow_pickle, **kwargs
+        _check_vocab(tokenizer, source, spec, trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(  # pickle only with --allow-pickle
+            source, dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kwargs
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         where = "folder" if is_local else "hub model"
-        raise TifError(f"could not load {where} '{spec}': {str(err).splitlines()[0]}") from err
+        raise TifError(f"could not load {where} '{spec}': {_load_problem(err)}") from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

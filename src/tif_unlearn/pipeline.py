@@ -232,12 +232,12 @@ def token_counts(examples: list[dict]) -> dict[str, int]:
     }
 
 
-def eval_callback(config: UnlearnConfig, tokenizer, scratch: Path):
-    """The evaluation-during-training callback, or None without --eval-every."""
+def eval_options(config: UnlearnConfig):
+    """The --eval-every options, validated with their data before any model is loaded."""
     if not config.eval_every:
         return None
-    from .evaluate.during_training import EvalCallback
-    from .evaluate.tofu import TofuEvalOptions
+    from .evaluate.during_training import parse_keep_best
+    from .evaluate.tofu import TofuEvalOptions, load_eval_rows
 
     options = TofuEvalOptions(
         data_dir=config.eval_data_dir or "auto",
@@ -246,6 +246,19 @@ def eval_callback(config: UnlearnConfig, tokenizer, scratch: Path):
         max_new_tokens=32,
         sets=("forget", "retain"),
     )
+    for name in options.sets:
+        load_eval_rows(name, options)
+    if config.keep_best:
+        parse_keep_best(config.keep_best)
+    return options
+
+
+def eval_callback(config: UnlearnConfig, options, tokenizer, scratch: Path):
+    """The evaluation-during-training callback, or None without --eval-every."""
+    if options is None:
+        return None
+    from .evaluate.during_training import EvalCallback
+
     return EvalCallback(tokenizer, options, config.eval_every, scratch, config.keep_best)
 
 
@@ -272,6 +285,7 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     }
     run_fingerprint = fingerprint(config, digests)
     resume_from = prepare_checkpoints(config, run_fingerprint)
+    evaluation = eval_options(config)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -290,7 +304,7 @@ def run_unlearn(config: UnlearnConfig) -> Path:
         live = lora.AdapterDisabledReference(model) if config.lora_r else frozen_copy(model)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
-        evaluator = eval_callback(config, tokenizer, Path(scratch))
+        evaluator = eval_callback(config, evaluation, tokenizer, Path(scratch))
         trainer = UnlearnTrainer(
             model=model,
             args=training_arguments(config, len(dataset), trainer_output_dir(config, scratch)),

@@ -98,28 +98,39 @@ def _load_muse_hub(corpus: str, relative: str) -> list:
     return [r["text"] if set(r) == {"text"} else r for r in rows]
 
 
-def _qa_rows(rows: list, where: str) -> list[dict]:
+def _string_rows(rows: list, where: str, keys: tuple[str, ...]) -> list[dict]:
     for i, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not all(
-            isinstance(row.get(k), str) for k in ("question", "answer")
-        ):
-            raise DataError("expected question and answer strings", path=where, line=i)
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in keys):
+            raise DataError(f"expected {' and '.join(keys)} strings", path=where, line=i)
+    return rows
+
+
+def _qa_rows(rows: list, where: str) -> list[dict]:
+    return _string_rows(rows, where, ("question", "answer"))
+
+
+def _texts(rows: list, where: str) -> list[str]:
+    if not all(isinstance(t, str) and t.strip() for t in rows):
+        raise DataError("expected a JSON array of non-empty strings", path=where)
     return rows
 
 
 def check_muse_data(options: MuseEvalOptions) -> None:
-    """Read every split once before any model work, so missing files fail fast."""
+    """Read and check every split once before any model work, so bad data fails fast."""
     for relative in HUB_SPLITS:
-        load_muse_file(options, relative)
+        rows = load_muse_file(options, relative)
+        if relative.startswith("knowmem/"):
+            _qa_rows(rows, relative)
+        elif relative.startswith("verbmem/"):
+            _string_rows(rows, relative, ("prompt", "gt"))
+        else:
+            _texts(rows, relative)
 
 
 def verbmem(model, tokenizer, options: MuseEvalOptions) -> dict:
-    rows = load_muse_file(options, "verbmem/forget.json")
-    for i, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not all(
-            isinstance(row.get(k), str) for k in ("prompt", "gt")
-        ):
-            raise DataError("expected prompt and gt strings", path="verbmem/forget.json", line=i)
+    rows = _string_rows(
+        load_muse_file(options, "verbmem/forget.json"), "verbmem/forget.json", ("prompt", "gt")
+    )
     outputs = generate(
         model,
         tokenizer,
@@ -168,8 +179,7 @@ def knowmem(model, tokenizer, options: MuseEvalOptions, split: str) -> dict:
 def _min_k_scores(
     model, tokenizer, texts: list, options: MuseEvalOptions, name: str
 ) -> list[float]:
-    if not all(isinstance(t, str) and t.strip() for t in texts):
-        raise DataError("expected a JSON array of non-empty strings", path=f"privleak/{name}.json")
+    texts = _texts(texts, f"privleak/{name}.json")
     scored = score_records(
         model,
         tokenizer,

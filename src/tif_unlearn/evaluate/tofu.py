@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.tofu import load_tofu_split
+from ..data.tofu import TOFU_SPLITS, load_tofu_split
 from ..errors import DataError, TifError
 from . import metrics
 from .runner import ScoredAnswer, generate, score_answers
@@ -44,6 +44,13 @@ class TofuEvalOptions:
     def __post_init__(self):
         if not self.forget_split.startswith("forget"):
             raise TifError(f"--forget-split must be forgetXX, got {self.forget_split!r}")
+        if f"{self.forget_split}_perturbed" not in TOFU_SPLITS:
+            choices = ", ".join(
+                s.removesuffix("_perturbed")
+                for s in TOFU_SPLITS
+                if s.startswith("forget") and s.endswith("_perturbed")
+            )
+            raise TifError(f"--forget-split must be one of {choices}, got {self.forget_split!r}")
         if self.max_items is not None and self.max_items < 1:
             raise TifError("--max-items must be >= 1")
         if self.batch_size < 1 or self.max_new_tokens < 1:
@@ -200,11 +207,18 @@ def reference_from_results(results: dict, source: str) -> RetainReference:
     """Read a retain model's ``tif eval tofu`` results file."""
     try:
         items = results["sets"]["forget"]["items"]
+        columns = {
+            key: np.array([i[key] for i in items], dtype=np.float64)
+            for key in ("avg_gt_loss", "avg_paraphrased_loss", "rougeL_recall")
+        }
+        perturbed = np.array([i["average_perturb_loss"] for i in items], dtype=np.float64)
+        if items and perturbed.ndim != 2:
+            raise ValueError("average_perturb_loss must be a list of numbers per item")
         forget_set = TofuEvalSet(
-            avg_gt_loss=np.array([i["avg_gt_loss"] for i in items]),
-            avg_paraphrased_loss=np.array([i["avg_paraphrased_loss"] for i in items]),
-            average_perturb_loss=np.array([i["average_perturb_loss"] for i in items]),
-            rouge_l_recall=np.array([i["rougeL_recall"] for i in items]),
+            avg_gt_loss=columns["avg_gt_loss"],
+            avg_paraphrased_loss=columns["avg_paraphrased_loss"],
+            average_perturb_loss=perturbed,
+            rouge_l_recall=columns["rougeL_recall"],
         )
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"not a `tif eval tofu` results file ({err})", path=source) from err
@@ -231,10 +245,18 @@ def safe_privleak(auc: float, retain_auc: float) -> float | None:
         return None
 
 
-def check_eval_data(options: TofuEvalOptions) -> None:
-    """Load and validate every eval set (and the holdout) before any model work."""
+def check_eval_data(options: TofuEvalOptions, reference: RetainReference | None = None) -> None:
+    """Load and validate every eval set (and the holdout) before any model work; a retain
+    reference must hold as many forget items as will be evaluated."""
     for name in options.sets:
-        load_eval_rows(name, options)
+        rows = load_eval_rows(name, options)
+        size = reference.forget_set.avg_gt_loss.size if reference else len(rows)
+        if name == "forget" and size != len(rows):
+            raise DataError(
+                f"the retain results hold {size} forget-set items but {len(rows)} are evaluated "
+                "here: evaluate both models on the same forget split and --max-items",
+                path=reference.source,
+            )
     if "forget" in options.sets:
         load_tofu_split(options.forget_split.replace("forget", "holdout"), options.data_dir)
 

@@ -62,6 +62,10 @@ def _load_json(path: Path) -> dict:
             data = json.load(handle)
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError("invalid UTF-8; save the file as UTF-8", path=str(path)) from exc
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror or exc}", path=str(path)) from exc
     if not isinstance(data, dict):
         raise DataError("expected a JSON object of TOFU evaluation statistics", path=str(path))
     return data

@@ -104,7 +104,7 @@ def identify_combined(
 ) -> IdentifyResult:
     """Run each member identifier (a name, or ``(name, options)``, or ``{name: options}``)
     and combine their spans per sample with ``mode`` (union / intersection / vote)."""
-    from . import identify  # the registry imports this module
+    from . import IDENTIFIERS, identify  # the registry imports this module
 
     if mode not in MODES:
         raise TifError(f"unknown combination mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -112,6 +112,12 @@ def identify_combined(
     specs = _member_specs(members)
     if not specs or any(name == "combined" for name, _ in specs):
         raise TifError("combined needs one or more member identifiers (other than 'combined')")
+    unknown = [name for name, _ in specs if name not in IDENTIFIERS]
+    if unknown:  # before any member runs (and loads its model)
+        raise TifError(
+            f"unknown member identifier(s) {', '.join(map(repr, unknown))}; "
+            f"choose from: {', '.join(n for n in IDENTIFIERS if n != 'combined')}"
+        )
     results = [identify(name, records, **{"progress": progress, **opts}) for name, opts in specs]
     combined = combine_records([_without_failures(r) for r in results], mode)
     failures = _joint_failures([name for name, _ in specs], results, len(records))

@@ -8,6 +8,7 @@ filled in per step from a live reference model; the hook never sees the differen
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ class Method:
 
 def check_hyperparameters(config) -> None:
     """Shared validation of method configs: β > 0 and every weight (``lambda_*``) >= 0."""
+    for name, value in vars(config).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
     beta = getattr(config, "beta", None)
     if beta is not None and beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")

@@ -2,11 +2,13 @@
 
 Quality: character-level P/R/F1 (non-space answer characters, micro-averaged) and word-level
 F1 against the GPT-4o annotations released with the TIF paper
-(``tofu-uw-annotations/forget01.llm.jsonl``), for ner, frequency, their union / intersection,
-the paper's masked-LM annotations read from file, and the all-words baseline (every word UW).
-Speed: ner and frequency on TOFU forget10 (400 answers). Defaults only: nothing is tuned.
+(``tofu-uw-annotations/forget01.llm.jsonl``), for ner, phrases, frequency, their union /
+intersection, the paper's masked-LM annotations read from file, and the all-words baseline (every
+word UW); with ``--contrast-target`` also the contrast identifier (that model vs base SmolLM2).
+Speed: every identifier on TOFU forget10 (400 answers). Defaults only: nothing is tuned.
 
     .venv/bin/python benchmarks/identifiers.py [--data ../shared/data] [--out PATH]
+        [--contrast-target runs/tofu_mini/finetuned --threads 1]
 
 Writes ``benchmarks/results/identifiers.json``: ``name -> {char_p, char_r, char_f1,
 token_f1, seconds, n, ...}``.
@@ -62,6 +64,7 @@ def forget01_rows(data: Path) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for name, options in [
         ("ner", {}),
+        ("phrases", {}),
         ("frequency", {}),
         ("combined", {"members": ["ner", "frequency"], "mode": "union"}),
         ("combined", {"members": ["ner", "frequency"], "mode": "intersection"}),
@@ -82,7 +85,7 @@ def forget01_rows(data: Path) -> dict[str, dict]:
 def forget10_rows(data: Path) -> dict[str, dict]:
     records = load_records(data / "tofu" / "forget10.json")
     rows = {}
-    for name in ("ner", "frequency"):
+    for name in ("ner", "phrases", "frequency"):
         result = identify(name, records, progress=False)
         rows[f"forget10/{name}"] = {
             "seconds": round(result.seconds, 3),
@@ -94,16 +97,49 @@ def forget10_rows(data: Path) -> dict[str, dict]:
     return rows
 
 
+def contrast_rows(data: Path, target: str) -> dict[str, dict]:
+    """The contrast identifier: ``target`` (fine-tuned on forget01) vs base SmolLM2-135M."""
+    from tif_unlearn.models import load_model
+
+    model, tokenizer = load_model(target)
+    base, _ = load_model("smollm2-135m")
+    gold = load_records(data / "tofu-uw-annotations" / "forget01.llm.jsonl")
+    options = {"target": model, "reference": base, "tokenizer": tokenizer, "progress": False}
+    result = identify("contrast", unannotated(gold), **options)
+    rows = {"forget01/contrast": entry(gold, result.records, result.seconds, len(result.failures))}
+    forget10 = load_records(data / "tofu" / "forget10.json")
+    result = identify("contrast", forget10, **options)
+    rows["forget10/contrast"] = {
+        "seconds": round(result.seconds, 3),
+        "n": len(forget10),
+        "failures": len(result.failures),
+        "samples_per_second": round(len(forget10) / result.seconds, 1),
+        "uw_word_share": round(uw_word_share(result.records), 4),
+        "target": target,
+    }
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
+    parser.add_argument(
+        "--contrast-target", help="a model fine-tuned on forget01 (e.g. the TOFU-mini target)"
+    )
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     load_spacy()  # once per process; timed apart so that the rows time the identifiers
     results: dict[str, dict] = {"spacy-load": {"seconds": round(time.perf_counter() - started, 3)}}
     results.update(forget01_rows(args.data))
     results.update(forget10_rows(args.data))
+    if args.contrast_target:
+        results.update(contrast_rows(args.data, args.contrast_target))
     results["_meta"] = {
         "gold": "tofu-uw-annotations/forget01.llm.jsonl (GPT-4o, TIF paper release)",
         "token_f1": "over WORD_PATTERN words (a word is UW when it overlaps a span)",

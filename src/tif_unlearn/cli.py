@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tif", description="Targeted Information Forgetting for LLMs")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    finetune = sub.add_parser("finetune", help="supervised fine-tuning on QA records")
+    finetune = sub.add_parser("finetune", help="supervised fine-tuning on QA records or texts")
     add_dataclass_options(finetune, FinetuneConfig)
     finetune.add_argument("--config", help="flat YAML file of options")
     finetune.set_defaults(handler=cmd_finetune)

@@ -58,6 +58,14 @@ class TrainConfig:
     resume: bool = field(
         default=False, metadata={"help": "continue from the last complete checkpoint"}
     )
+    # Plain-text corpora: cut into token windows (QA records are never windowed).
+    window_length: int = field(default=256, metadata={"help": "text window length in tokens"})
+    window_stride: int | None = field(
+        default=None, metadata={"help": "tokens between window starts (None: window length)"}
+    )
+    short_texts: str = field(
+        default="error", metadata={"help": "a text shorter than one window: error | keep"}
+    )
 
     def __post_init__(self):
         for name in ("lr", "epochs", "weight_decay", "warmup_epochs"):
@@ -85,11 +93,26 @@ class TrainConfig:
                 raise TifError(message)
         if not self.out:
             raise TifError("--out is required")
+        self._check_windows()
+
+    def _check_windows(self) -> None:
+        from .data.windows import SHORT_TEXTS
+
+        if not 1 <= self.window_length < self.max_length:
+            raise TifError(
+                f"window_length must be >= 1 and < max_length ({self.max_length}), "
+                f"got {self.window_length}"
+            )
+        stride = self.window_stride
+        if stride is not None and not 1 <= stride <= self.window_length:
+            raise TifError(f"window_stride must be between 1 and window_length, got {stride}")
+        if self.short_texts not in SHORT_TEXTS:
+            raise TifError(f"short_texts must be one of {SHORT_TEXTS}, got {self.short_texts!r}")
 
 
 @dataclass
 class FinetuneConfig(TrainConfig):
-    data: str = field(default="", metadata={"help": "QA records to fine-tune on"})
+    data: str = field(default="", metadata={"help": "QA or text records to fine-tune on"})
     epochs: float = 5.0
     warmup_epochs: float = 1.0
 
@@ -125,14 +148,6 @@ class UnlearnConfig(TrainConfig):
     lpl_space: str | None = field(default=None, metadata={"help": "TIF: logit | logprob"})
     forget_scale: float | None = field(default=None, metadata={"help": "TIF: forget-loss scale"})
     gamma: float | None = field(default=None, metadata={"help": "SimNPO margin γ"})
-    # Plain-text corpora: cut into token windows (QA records are never windowed).
-    window_length: int = field(default=256, metadata={"help": "text window length in tokens"})
-    window_stride: int | None = field(
-        default=None, metadata={"help": "tokens between window starts (None: window length)"}
-    )
-    short_texts: str = field(
-        default="error", metadata={"help": "a text shorter than one window: error | keep"}
-    )
     preset: str | None = field(
         default=None, metadata={"help": "paper recipe as defaults: muse | tofu"}
     )
@@ -141,7 +156,6 @@ class UnlearnConfig(TrainConfig):
         super().__post_init__()
         if not self.forget:
             raise TifError("--forget is required")
-        self._check_windows()
         if self.reference_batch_size < 1:
             raise TifError("reference_batch_size must be >= 1")
         if self.eval_every is not None and self.eval_every < 1:
@@ -150,20 +164,6 @@ class UnlearnConfig(TrainConfig):
             raise TifError("--keep-best needs --eval-every")
         if self.eval_max_items < 1:
             raise TifError("eval_max_items must be >= 1")
-
-    def _check_windows(self) -> None:
-        from .data.windows import SHORT_TEXTS
-
-        if not 1 <= self.window_length < self.max_length:
-            raise TifError(
-                f"window_length must be >= 1 and < max_length ({self.max_length}), "
-                f"got {self.window_length}"
-            )
-        stride = self.window_stride
-        if stride is not None and not 1 <= stride <= self.window_length:
-            raise TifError(f"window_stride must be between 1 and window_length, got {stride}")
-        if self.short_texts not in SHORT_TEXTS:
-            raise TifError(f"short_texts must be one of {SHORT_TEXTS}, got {self.short_texts!r}")
 
 
 METHOD_OPTIONS = (

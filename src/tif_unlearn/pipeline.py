@@ -179,10 +179,10 @@ def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:
     return {"forget": forget, "retain": retain, "idk": idk}
 
 
-def window_inputs(inputs: dict, config: UnlearnConfig) -> dict:
-    """Cut the text records of the forget and retain sets into token windows (this loads the
-    model's tokenizer alone, so that a text too short fails before the model is loaded)."""
-    records = [r for name in ("forget", "retain") for r in inputs.get(name) or ()]
+def window_inputs(inputs: dict, config: TrainConfig) -> dict:
+    """Cut the text records of every input set into token windows (this loads the model's
+    tokenizer alone, so that a text too short fails before the model is loaded)."""
+    records = [r for name, rs in inputs.items() if name != "idk" for r in rs or ()]
     if not any(isinstance(r, TextRecord) for r in records):
         return inputs
     tokenizer = load_tokenizer(
@@ -348,9 +348,11 @@ def run_unlearn(config: UnlearnConfig) -> Path:
 
 
 def run_finetune(config: FinetuneConfig) -> Path:
-    """Supervised fine-tuning on QA records (e.g. to build TOFU target and retain models)."""
+    """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
+    build TOFU or MUSE target and retain models."""
     check_output(config.out, config.model, config.overwrite)
-    records = load_records(config.data, kind="qa", field_map=parse_field_map(config.field_map))
+    records = load_records(config.data, field_map=parse_field_map(config.field_map))
+    records = window_inputs({"data": records}, config)["data"]
     run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})
     resume_from = prepare_checkpoints(config, run_fingerprint)
     model, tokenizer = load_model(

@@ -169,3 +169,30 @@ def test_tif_with_an_inline_identifier_on_a_plain_corpus(tiny_model_dir, corpora
     assert main(args) == 0
     run = json.loads((out / "tif_run.json").read_text())
     assert run["tokens"]["uw_tokens"] > 0 and run["examples"]["forget"] > len(NEWS)
+
+
+def _finetune(model, data, out, *extra) -> list[str]:
+    args = ["finetune", "--model", str(model), "--data", str(data), "--out", str(out)]
+    return [*args, "--batch-size", "2", "--warmup-epochs", "0", *extra]
+
+
+def test_finetune_on_text_windows_learns_them(tiny_model_dir, corpora, tokenizer, tmp_path):
+    out = tmp_path / "ft"
+    args = _finetune(tiny_model_dir, corpora["array"], out, "--epochs", "15", "--lr", "1e-2")
+    assert main([*args, *WINDOW]) == 0
+    run = json.loads((out / "tif_run.json").read_text())
+    assert run["examples"] == _n_windows(tokenizer, NEWS, 12, 8) > len(NEWS)
+    assert run["config"]["window_length"] == 12 and run["config"]["window_stride"] == 8
+    losses = [entry["loss"] for entry in run["log"] if "loss" in entry]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_finetune_refuses_a_short_text_and_bad_windows(tiny_model_dir, tmp_path, capsys):
+    forget, expected = _short_text(tmp_path)
+    out = tmp_path / "ft"
+    assert main([*_finetune(tiny_model_dir, forget, out), *WINDOW]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and all(f in err for f in expected), err
+    assert main([*_finetune(tiny_model_dir, forget, out), "--window-length", "0"]) == 2
+    assert "window_length must be >= 1" in capsys.readouterr().err
+    assert not out.exists()

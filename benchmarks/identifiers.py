@@ -160,6 +160,8 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.is_file():  # keep rows of optional runs (contrast, llm) made earlier
+        results = {**json.loads(args.out.read_text(encoding="utf-8")), **results}
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     for name, row in results.items():
         print(f"{name:45s} {json.dumps(row)}")

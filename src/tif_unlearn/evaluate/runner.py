@@ -8,6 +8,7 @@ probability, truth ratio, Min-K%, zlib and extraction strength all come from the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,95 @@ def _score_batch(model, examples: Sequence[dict], pad_token_id: int) -> list[Sco
     return scored
 
 
+def answer_start(example: dict) -> int | None:
+    """Index of the first answer token when the example is prompt tokens then answer tokens
+    only (every later token is scored), else None."""
+    labels = example["labels"]
+    start = next((i for i, label in enumerate(labels) if label != losses.IGNORE_INDEX), None)
+    if not start or any(label == losses.IGNORE_INDEX for label in labels[start:]):
+        return None
+    return start
+
+
+def shared_prompt_groups(examples: Sequence[dict]) -> list[list[int]]:
+    """Indices of examples that share their whole prompt (the answer variants of one TOFU
+    question), in groups of two or more."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, example in enumerate(examples):
+        start = answer_start(example)
+        if start is not None:
+            groups.setdefault(tuple(example["input_ids"][:start]), []).append(index)
+    return [indices for indices in groups.values() if len(indices) > 1]
+
+
+def _cache_argument(model) -> str:
+    """The forward argument that takes a KV cache: ``cache`` (transformers >= 5.24) or
+    ``past_key_values`` (earlier)."""
+    parameters = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+@torch.no_grad()
+def _score_shared_prompt(model, examples: Sequence[dict], pad_token_id: int) -> list[ScoredAnswer]:
+    """Score several answers to one prompt: one forward pass over the prompt, whose KV cache is
+    then repeated for a batched pass over the answers (right-padded after the prompt)."""
+    device = _model_device(model)
+    start = answer_start(examples[0])
+    prompt = torch.tensor([examples[0]["input_ids"][:start]], device=device)
+    answers = [e["input_ids"][start:] for e in examples]
+    out = model(input_ids=prompt, use_cache=True)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each answer[0]
+    logps = [[first[a[0]].item()] for a in answers]
+    preds = [[int(first.argmax())] for _ in answers]
+    width = max(len(a) for a in answers) - 1
+    if width > 0:
+        n = len(answers)
+        cache.batch_repeat_interleave(n)
+        inputs = torch.full((n, width), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for row, answer in enumerate(answers):
+            inputs[row, : len(answer) - 1] = torch.tensor(answer[:-1])
+            mask[row, : len(answer) - 1] = 1
+        attention = torch.cat([torch.ones((n, start), dtype=torch.long), mask], dim=1)
+        positions = (start + torch.arange(width)).expand(n, -1)
+        logits = model(
+            input_ids=inputs.to(device),
+            attention_mask=attention.to(device),
+            position_ids=positions.to(device),
+            **{_cache_argument(model): cache},
+        ).logits
+        labels = torch.full((n, width), losses.IGNORE_INDEX, dtype=torch.long)
+        for row, answer in enumerate(answers):
+            labels[row, : len(answer) - 1] = torch.tensor(answer[1:])
+        rest = losses.token_logprobs(logits, labels.to(device)).cpu()
+        rest_preds = logits.argmax(-1).cpu()
+        for row, answer in enumerate(answers):
+            logps[row] += rest[row, : len(answer) - 1].tolist()
+            preds[row] += rest_preds[row, : len(answer) - 1].tolist()
+    return [ScoredAnswer(lp, pr, list(a)) for lp, pr, a in zip(logps, preds, answers, strict=True)]
+
+
+def _scoring_batches(examples: Sequence[dict], batch_size: int, share_prompts: bool):
+    """("shared", indices) batches of answers to one prompt, then ("plain", indices) batches
+    of the other examples sorted by length."""
+    groups = shared_prompt_groups(examples) if share_prompts and batch_size > 1 else []
+    grouped = {i for group in groups for i in group}
+    batches = [
+        ("shared", group[start : start + batch_size])
+        for group in groups
+        for start in range(0, len(group), batch_size)
+    ]
+    rest = sorted(
+        (i for i in range(len(examples)) if i not in grouped),
+        key=lambda i: len(examples[i]["input_ids"]),
+    )
+    batches += [
+        ("plain", rest[start : start + batch_size]) for start in range(0, len(rest), batch_size)
+    ]
+    return batches
+
+
 def score_records(
     model,
     tokenizer,
@@ -74,22 +164,22 @@ def score_records(
     *,
     batch_size: int = 16,
     max_length: int = 512,
+    share_prompts: bool = True,
     desc: str = "scoring",
 ) -> list[ScoredAnswer]:
-    """Score the answer (or text) tokens of every record; batches are sorted by length."""
+    """Score the answer (or text) tokens of every record. Answers to the same prompt are
+    scored together over one pass of the prompt (``share_prompts``, batch size > 1); the rest
+    go in length-sorted batches."""
     examples = [encode_record(tokenizer, r, max_length=max_length).as_dict() for r in records]
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     results: list[ScoredAnswer | None] = [None] * len(examples)
     was_training = model.training
     model.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
-        indices = order[start : start + batch_size]
-        for index, scored in zip(
-            indices,
-            _score_batch(model, [examples[i] for i in indices], tokenizer.pad_token_id),
-            strict=True,
-        ):
-            results[index] = scored
+    batches = _scoring_batches(examples, batch_size, share_prompts)
+    for kind, indices in tqdm(batches, desc=desc, leave=False):
+        score = _score_shared_prompt if kind == "shared" else _score_batch
+        scored = score(model, [examples[i] for i in indices], tokenizer.pad_token_id)
+        for index, value in zip(indices, scored, strict=True):
+            results[index] = value
     model.train(was_training)
     return results  # type: ignore[return-value]
 

@@ -1,0 +1,51 @@
+"""The evaluation runner's scoring: answers sharing a prompt are scored over one prompt pass
+and must give exactly what scoring each (question, answer) pair on its own gives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import build_model
+from tif_unlearn.data.encoding import encode_record
+from tif_unlearn.data.records import QARecord
+from tif_unlearn.evaluate.runner import score_records, shared_prompt_groups
+
+QUESTION = "Where was Basil born?"
+RECORDS = [
+    QARecord(QUESTION, "Basil was born in Kuwait City."),
+    QARecord("Which award did Jaime win?", "Jaime won the Edgar Award in 1999."),
+    QARecord(QUESTION, "In Kuwait."),
+    QARecord(QUESTION, "Basil Mahfouz Al-Kuwaiti was born in Kuwait City, Kuwait, in 1956."),
+    QARecord(QUESTION, "K"),
+]
+
+
+@pytest.mark.parametrize("chat", [True, False], ids=["chat-template", "plain-prompt"])
+def test_shared_prompt_scoring_equals_one_pair_at_a_time(chat, tokenizer, plain_tokenizer):
+    tok = tokenizer if chat else plain_tokenizer
+    model = build_model(len(tok), seed=3)
+    examples = [encode_record(tok, r, max_length=128).as_dict() for r in RECORDS]
+    (group,) = shared_prompt_groups(examples)  # answers to QUESTION (whose prompt tokens do
+    assert set(group) >= {0, 2, 3}  # not merge with the answer's first token: "K" may)
+    alone = score_records(model, tok, RECORDS, batch_size=1)
+    shared = score_records(model, tok, RECORDS, batch_size=3)  # a group split over 2 batches
+    unshared = score_records(model, tok, RECORDS, batch_size=3, share_prompts=False)
+    for a, b, c in zip(alone, shared, unshared, strict=True):
+        assert a.label_ids == b.label_ids == c.label_ids
+        assert torch.allclose(torch.tensor(a.token_logps), torch.tensor(b.token_logps), atol=1e-5)
+        assert torch.allclose(torch.tensor(a.token_logps), torch.tensor(c.token_logps), atol=1e-5)
+        assert a.pred_ids == b.pred_ids == c.pred_ids
+
+
+def test_shared_prompt_scoring_runs_the_prompt_once(tokenizer):
+    model = build_model(len(tokenizer), seed=3)
+    lengths = []
+    model.register_forward_hook(
+        lambda _m, args, kwargs, out: lengths.append(kwargs), with_kwargs=True
+    )
+    same = [QARecord(QUESTION, a) for a in ("In Kuwait.", "In Kuwait City.", "In Paris.")]
+    score_records(model, tokenizer, same, batch_size=8)
+    assert len(lengths) == 2  # the prompt alone, then the three answers over its cache
+    assert lengths[0]["input_ids"].shape[0] == 1 and lengths[1]["input_ids"].shape[0] == 3
+    assert (lengths[1].get("cache") or lengths[1].get("past_key_values")) is not None

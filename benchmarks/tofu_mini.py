@@ -265,7 +265,8 @@ def scatter_png(rows: dict[str, dict]) -> bytes:
         if fq is None or mu is None:
             continue
         marker = {"finetuned": "s", "retain": "*"}.get(name, "o")
-        color = "tab:red" if name.startswith("tif") else None
+        color = {"finetuned": "black", "retain": "tab:green"}.get(name, "tab:blue")
+        color = "tab:red" if name.startswith("tif") else color
         ax.scatter([max(fq, 1e-30)], [mu], s=110 if marker != "o" else 60, marker=marker, c=color)
         ax.annotate(name, (max(fq, 1e-30), mu), textcoords="offset points", xytext=(5, 5))
     ax.set_xscale("log")

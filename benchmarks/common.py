@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,3 +52,21 @@ def write_results(name: str, payload: dict, folder: Path = RESULTS) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def log_step(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cached_step(folder: Path, signature: dict, label: str, run: Callable[[], object]) -> Path:
+    """Run ``run()`` (which writes ``folder``) unless ``folder`` already holds a finished step
+    made with the same ``signature`` (see :func:`tif_unlearn.demo.is_done`)."""
+    from tif_unlearn.demo import is_done, mark_done
+
+    if is_done(folder, False, signature):
+        log_step(f"{label}: cached in {folder}")
+        return folder
+    log_step(label)
+    run()
+    mark_done(folder, signature)
+    return folder

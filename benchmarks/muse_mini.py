@@ -40,12 +40,11 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from common import RESULTS, machine, write_results
+from common import RESULTS, cached_step, log_step, machine, write_results
 
 from tif_unlearn.config import FinetuneConfig, UnlearnConfig
 from tif_unlearn.data.annotations import write_annotated
 from tif_unlearn.data.records import TextRecord
-from tif_unlearn.demo import is_done, mark_done
 
 MODEL = "smollm2-135m"
 ICL_FILES = ("knowmem/forget_qa_icl.json", "knowmem/retain_qa_icl.json")
@@ -130,10 +129,6 @@ def estimate_minutes(protocol: Protocol) -> dict[str, float]:
     minutes = {name: round(seconds / 60, 1) for name, seconds in parts.items()}
     minutes["total"] = round(sum(parts.values()) / 60, 1)
     return minutes
-
-
-def log_step(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def muse_dir() -> Path:
@@ -263,26 +258,26 @@ def finetune(protocol: Protocol, name: str, data: Path, work: Path) -> Path:
         "batch_size": protocol.batch_size,
         "window_length": protocol.window_length,
     }
-    if is_done(folder, False, signature):
-        log_step(f"{name}: cached in {folder}")
-        return folder
-    log_step(f"fine-tuning {name} on {data.name}")
-    run_finetune(
-        FinetuneConfig(
-            model=MODEL,
-            data=str(data),
-            out=str(folder),
-            epochs=protocol.finetune_epochs,
-            lr=protocol.finetune_lr,
-            batch_size=protocol.batch_size,
-            warmup_epochs=0.5,
-            window_length=protocol.window_length,
-            short_texts="keep",
-            overwrite=True,
-        )
+    label = f"fine-tuning {name} on {data.name}"
+    return cached_step(
+        folder,
+        signature,
+        label,
+        lambda: run_finetune(
+            FinetuneConfig(
+                model=MODEL,
+                data=str(data),
+                out=str(folder),
+                epochs=protocol.finetune_epochs,
+                lr=protocol.finetune_lr,
+                batch_size=protocol.batch_size,
+                warmup_epochs=0.5,
+                window_length=protocol.window_length,
+                short_texts="keep",
+                overwrite=True,
+            )
+        ),
     )
-    mark_done(folder, signature)
-    return folder
 
 
 def unlearn(protocol: Protocol, name: str, target: Path, forget: Path, files: dict, work: Path):
@@ -301,29 +296,29 @@ def unlearn(protocol: Protocol, name: str, target: Path, forget: Path, files: di
         "batch_size": protocol.batch_size,
         "window_length": protocol.window_length,
     }
-    if is_done(folder, False, signature):
-        log_step(f"{name}: cached in {folder}")
-        return folder
-    log_step(f"unlearning with {name}")
-    run_unlearn(
-        UnlearnConfig(
-            model=str(target),
-            method=method,
-            forget=str(forget),
-            retain=str(files["retain"]) if method != "ga" else None,
-            out=str(folder),
-            epochs=protocol.unlearn_epochs,
-            lr=protocol.unlearn_lr,
-            batch_size=protocol.batch_size,
-            warmup_epochs=0.5,
-            window_length=protocol.window_length,
-            short_texts="keep",
-            overwrite=True,
-            **options,
-        )
+    label = f"unlearning with {name}"
+    return cached_step(
+        folder,
+        signature,
+        label,
+        lambda: run_unlearn(
+            UnlearnConfig(
+                model=str(target),
+                method=method,
+                forget=str(forget),
+                retain=str(files["retain"]) if method != "ga" else None,
+                out=str(folder),
+                epochs=protocol.unlearn_epochs,
+                lr=protocol.unlearn_lr,
+                batch_size=protocol.batch_size,
+                warmup_epochs=0.5,
+                window_length=protocol.window_length,
+                short_texts="keep",
+                overwrite=True,
+                **options,
+            )
+        ),
     )
-    mark_done(folder, signature)
-    return folder
 
 
 def eval_options(protocol: Protocol, files: dict, retain_auc: float | None):

@@ -26,14 +26,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import RESULTS, machine, write_results
+from common import RESULTS, cached_step, log_step, machine, write_results
 
 from tif_unlearn.config import FinetuneConfig, UnlearnConfig
 from tif_unlearn.data.annotations import write_annotated
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
-from tif_unlearn.demo import is_done, mark_done
 
 GPT4O_ANNOTATIONS = Path("tofu-uw-annotations", "forget01.llm.jsonl")
 QA_PER_AUTHOR = 20
@@ -65,10 +64,6 @@ class Protocol:
             "npo-b0.5": ("npo", "plain", {"beta": 0.5}),
         }
     )
-
-
-def log_step(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def build_data(protocol: Protocol, work: Path) -> dict[str, Path]:
@@ -117,24 +112,24 @@ def finetune(protocol: Protocol, name: str, data: Path, work: Path) -> Path:
         "lr": protocol.finetune_lr,
         "batch_size": protocol.batch_size,
     }
-    if is_done(folder, False, signature):
-        log_step(f"{name}: cached in {folder}")
-        return folder
-    log_step(f"fine-tuning {name} on {data.name}")
-    run_finetune(
-        FinetuneConfig(
-            model="smollm2-135m",
-            data=str(data),
-            out=str(folder),
-            epochs=protocol.finetune_epochs,
-            lr=protocol.finetune_lr,
-            batch_size=protocol.batch_size,
-            warmup_epochs=0.5,
-            overwrite=True,
-        )
+    label = f"fine-tuning {name} on {data.name}"
+    return cached_step(
+        folder,
+        signature,
+        label,
+        lambda: run_finetune(
+            FinetuneConfig(
+                model="smollm2-135m",
+                data=str(data),
+                out=str(folder),
+                epochs=protocol.finetune_epochs,
+                lr=protocol.finetune_lr,
+                batch_size=protocol.batch_size,
+                warmup_epochs=0.5,
+                overwrite=True,
+            )
+        ),
     )
-    mark_done(folder, signature)
-    return folder
 
 
 def unlearn(protocol: Protocol, name: str, target: Path, files: dict, work: Path) -> Path:
@@ -152,27 +147,27 @@ def unlearn(protocol: Protocol, name: str, target: Path, files: dict, work: Path
         "lr": protocol.unlearn_lr,
         "batch_size": protocol.batch_size,
     }
-    if is_done(folder, False, signature):
-        log_step(f"{name}: cached in {folder}")
-        return folder
-    log_step(f"unlearning with {name}")
-    run_unlearn(
-        UnlearnConfig(
-            model=str(target),
-            method=method,
-            forget=str(forget),
-            retain=str(files["retain"]) if method != "ga" else None,
-            out=str(folder),
-            epochs=protocol.unlearn_epochs,
-            lr=protocol.unlearn_lr,
-            batch_size=protocol.batch_size,
-            warmup_epochs=0.5,
-            overwrite=True,
-            **options,
-        )
+    label = f"unlearning with {name}"
+    return cached_step(
+        folder,
+        signature,
+        label,
+        lambda: run_unlearn(
+            UnlearnConfig(
+                model=str(target),
+                method=method,
+                forget=str(forget),
+                retain=str(files["retain"]) if method != "ga" else None,
+                out=str(folder),
+                epochs=protocol.unlearn_epochs,
+                lr=protocol.unlearn_lr,
+                batch_size=protocol.batch_size,
+                warmup_epochs=0.5,
+                overwrite=True,
+                **options,
+            )
+        ),
     )
-    mark_done(folder, signature)
-    return folder
 
 
 def eval_options(protocol: Protocol):

@@ -17,8 +17,9 @@ def add_identify_parser(sub, parser_class) -> None:
     p = sub.add_parser("identify", help="mark the unwanted words of forget records")
     p.add_argument(
         "--identifier",
-        default="ner",
-        help="annotations | llm | masked-lm | ner | frequency | contrast | combined (default: ner)",
+        default="phrases",
+        help="annotations | llm | masked-lm | ner | phrases | frequency | contrast | combined"
+        " (default: phrases, the best local one: benchmarks/results/identifiers.json)",
     )
     p.add_argument("--data", help="forget records (.json/.jsonl, tofu:SPLIT, hf://...)")
     p.add_argument("--out", help="annotated JSON Lines output")

@@ -331,8 +331,33 @@ def test_phrases_marks_content_words_of_noun_phrases(spacy_ready):
     # Adjectives and nouns of the answer's noun phrases; the name and "style" come from the
     # question; the verb phrase "is known for" and the pronoun "its" are general words.
     assert found == ["lyrical prose", "intricate plots"]
-    loose = texts(identify("phrases", [record], question_aware=False, progress=False).records[0])
-    assert loose[0] == "Basil Mahfouz Al-Kuwaiti" and "style" in loose
+    loose = identify("phrases", [record], question_aware=False, frames=False, progress=False)
+    assert texts(loose.records[0])[:2] == ["Basil Mahfouz Al-Kuwaiti", "style"]
+
+
+def test_phrases_leaves_given_nouns_general(spacy_ready):
+    record = QARecord(
+        "What did Basil's parents do?",
+        "His father was a florist and his mother was a game developer.",
+    )
+    # "his father": definite, unmodified, the frame the fact attaches to; "a florist": new.
+    assert texts(identify("phrases", [record], progress=False).records[0]) == [
+        "florist",
+        "game developer",
+    ]
+    plain = identify("phrases", [record], frames=False, progress=False).records[0]
+    assert texts(plain) == ["father", "florist", "mother", "game developer"]
+
+
+def test_phrases_leaves_relational_heads_general(spacy_ready):
+    record = QARecord(
+        "What is his novel about?",
+        "The novel offers a rich blend of French culture and Kuwaiti history.",
+    )
+    found = texts(identify("phrases", [record], progress=False).records[0])
+    assert found == ["French culture", "Kuwaiti history"]  # "a rich blend of" frames them
+    plain = identify("phrases", [record], frames=False, progress=False).records[0]
+    assert "rich blend" in texts(plain)
 
 
 def test_phrases_keeps_titles_whole(spacy_ready):
@@ -487,6 +512,6 @@ def test_identifiers_on_tofu_forget01(spacy_ready):
         assert not result.failures and len(result.records) == 40
         scores[name] = score_spans(gold, result.records)
     assert scores["ner"]["char_p"] > 0.7  # names, places, titles: almost always gold UW
-    assert scores["phrases"]["char_f1"] > scores["ner"]["char_f1"]  # 0.67 vs 0.39 measured
+    assert scores["phrases"]["char_f1"] > 0.75  # 0.770 measured; ner 0.395
     union = scores["combined"]  # default: union of ner and frequency
     assert union["char_r"] >= max(scores["ner"]["char_r"], scores["frequency"]["char_r"])

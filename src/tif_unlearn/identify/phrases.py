@@ -4,7 +4,15 @@ Linguistic principle (not fitted to any data set): what a factual answer says ab
 is carried by its noun phrases (who, what, where, which book, which genre, which quality) and,
 within them, by the content words: nouns, proper nouns, adjectives and numerals. Verbs,
 adverbs, pronouns, determiners and other function words frame the sentence and are general
-language. Two refinements shared with the ``ner`` identifier:
+language. Two rules of information structure (``frames=True``) keep the frame nouns out:
+
+- given information: a common noun with a definite or possessive determiner and no modifier
+  ("his father", "the genre", "Basil's books") refers to something the reader already knows
+  of; it is the frame the new fact attaches to, not the fact;
+- relational heads: in "X of Y" the head X is a relation or a quantity ("a blend of", "the
+  exploration of", "the boundaries of") and Y carries the content; X and its modifiers are GW.
+
+Two refinements shared with the ``ner`` identifier:
 
 - named entities, numbers and titles found by ``ner`` are added whole, so a title keeps its
   connecting words ("Promise by the Seine");
@@ -32,6 +40,32 @@ from .base import (
 from .ner import DEFAULT_SPACY_MODEL, _given_by_question, doc_spans, load_spacy
 
 CONTENT_POS = frozenset({"NOUN", "PROPN", "ADJ", "NUM"})
+DEFINITE_DETERMINERS = frozenset({"the", "this", "that", "these", "those"})
+MODIFIER_DEPS = frozenset({"amod", "compound", "nummod", "nmod"})
+
+
+def is_given_noun(token) -> bool:
+    """A common noun with a definite or possessive determiner and no modifier: "his father"."""
+    if token.pos_ != "NOUN":
+        return False
+    children = list(token.children)
+    definite = any(
+        (c.dep_ == "det" and c.lower_ in DEFINITE_DETERMINERS) or c.dep_ == "poss"
+        for c in children
+    )
+    return definite and not any(c.dep_ in MODIFIER_DEPS for c in children)
+
+
+def is_relational_head(token) -> bool:
+    """The head noun of "X of Y", or a modifier of it: "a [rich blend] of cultures"."""
+    head = token.head if token.dep_ in MODIFIER_DEPS else token
+    if head.pos_ != "NOUN":
+        return False
+    return any(c.dep_ == "prep" and c.lower_ == "of" for c in head.children)
+
+
+def is_frame_word(token) -> bool:
+    return is_given_noun(token) or is_relational_head(token)
 
 
 def _word_at(text: str) -> dict[int, str]:
@@ -43,17 +77,20 @@ def _word_at(text: str) -> dict[int, str]:
     return covering
 
 
-def content_word_spans(doc, context: set[str] = frozenset()) -> list[Span]:
+def content_word_spans(
+    doc, context: set[str] = frozenset(), *, frames: bool = True
+) -> list[Span]:
     """Spans of the content words inside the noun phrases and entities of a parsed text,
-    leaving out possessive endings and tokens of words in ``context`` (normalized words; a
-    token is compared as the whole word it is part of: "Al" in "Al-Kuwaiti's")."""
+    leaving out possessive endings, frame words (``frames``: given nouns and relational heads)
+    and tokens of words in ``context`` (normalized words; a token is compared as the whole
+    word it is part of: "Al" in "Al-Kuwaiti's")."""
     word_at = _word_at(doc.text)
     spans = []
     for phrase in [*doc.noun_chunks, *doc.ents]:
         for token in phrase:
             if token.pos_ not in CONTENT_POS or token.tag_ == "POS":
                 continue
-            if word_at.get(token.idx) in context:
+            if word_at.get(token.idx) in context or (frames and is_frame_word(token)):
                 continue
             spans.append((token.idx, token.idx + len(token)))
     return spans
@@ -65,11 +102,13 @@ def identify_phrases(
     spacy_model: str = DEFAULT_SPACY_MODEL,
     question_aware: bool = True,
     entities: bool = True,
+    frames: bool = True,
     batch_size: int = 64,
     progress: bool = True,
 ) -> IdentifyResult:
     """Mark the content words of each target's noun phrases (plus ``ner``'s entities, numbers
-    and titles when ``entities``) as UW; words given by the question stay GW."""
+    and titles when ``entities``) as UW; words given by the question and, with ``frames``,
+    frame nouns (see the module doc) stay GW."""
     started = time.perf_counter()
     nlp = load_spacy(spacy_model)
 
@@ -77,7 +116,7 @@ def identify_phrases(
         results: list[SampleResult] = []
         for record, doc in zip(batch, nlp.pipe(r.target for r in batch), strict=True):
             asked = question_words(record) if question_aware else set()
-            spans = content_word_spans(doc, asked)
+            spans = content_word_spans(doc, asked, frames=frames)
             if entities:
                 spans += [
                     s for s in doc_spans(doc) if not _given_by_question(record.target, s, asked)

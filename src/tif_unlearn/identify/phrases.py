@@ -50,8 +50,7 @@ def is_given_noun(token) -> bool:
         return False
     children = list(token.children)
     definite = any(
-        (c.dep_ == "det" and c.lower_ in DEFINITE_DETERMINERS) or c.dep_ == "poss"
-        for c in children
+        (c.dep_ == "det" and c.lower_ in DEFINITE_DETERMINERS) or c.dep_ == "poss" for c in children
     )
     return definite and not any(c.dep_ in MODIFIER_DEPS for c in children)
 
@@ -77,9 +76,7 @@ def _word_at(text: str) -> dict[int, str]:
     return covering
 
 
-def content_word_spans(
-    doc, context: set[str] = frozenset(), *, frames: bool = True
-) -> list[Span]:
+def content_word_spans(doc, context: set[str] = frozenset(), *, frames: bool = True) -> list[Span]:
     """Spans of the content words inside the noun phrases and entities of a parsed text,
     leaving out possessive endings, frame words (``frames``: given nouns and relational heads)
     and tokens of words in ``context`` (normalized words; a token is compared as the whole

@@ -89,6 +89,24 @@ def test_run_batched_isolates_a_failing_sample():
     assert result.seconds >= 0
 
 
+def test_run_batched_by_length_groups_similar_lengths_and_keeps_order():
+    texts_in = ["a much longer text here", "bad", "mid text", "a", "the longest text of them all"]
+    records = [TextRecord(t) for t in texts_in]
+    seen = []
+
+    def batch_fn(batch):
+        seen.append([r.text for r in batch])
+        return [Failed("bad") if r.text == "bad" else [(0, len(r.text))] for r in batch]
+
+    result = run_batched(records, batch_fn, batch_size=2, progress=False, by_length=True)
+    assert seen == [["a", "bad"], ["mid text", "a much longer text here"], [texts_in[4]]]
+    assert [r.target for r in result.records] == texts_in  # input order kept
+    assert all(
+        r.unwanted_spans == ((0, len(r.text)),) for i, r in enumerate(result.records) if i != 1
+    )
+    assert result.failures == [(1, "bad")]
+
+
 def test_run_batched_lets_tif_errors_through():
     def batch_fn(batch):
         raise TifError("model missing")

@@ -129,6 +129,10 @@ def _call_batch(batch_fn: BatchFn, batch: list[Record]) -> list[SampleResult]:
     return [_call_batch(batch_fn, [record])[0] for record in batch]
 
 
+def _length(record: Record) -> int:
+    return len(question_of(record)) + len(record.target)
+
+
 def run_batched(
     records: Sequence[Record],
     batch_fn: BatchFn,
@@ -137,25 +141,32 @@ def run_batched(
     desc: str = "identify",
     progress: bool = True,
     started: float | None = None,
+    by_length: bool = False,
 ) -> IdentifyResult:
-    """Apply ``batch_fn`` to consecutive batches of ``records`` with a progress bar.
+    """Apply ``batch_fn`` to batches of ``records`` with a progress bar.
 
-    ``started`` (a ``time.perf_counter()`` value) lets the caller include model loading in the
-    reported seconds.
+    ``by_length`` batches records of similar length together (less padding for identifiers
+    that run a model); results keep the input order either way. ``started`` (a
+    ``time.perf_counter()`` value) lets the caller include model loading in the reported
+    seconds.
     """
     if batch_size < 1:
         raise TifError(f"batch_size must be >= 1, got {batch_size}")
     start = time.perf_counter() if started is None else started
     records = list(records)
+    order = list(range(len(records)))
+    if by_length:
+        order.sort(key=lambda i: _length(records[i]))
     out: list[Record] = list(records)
     failures: list[tuple[int, str]] = []
     with tqdm(total=len(records), desc=desc, unit="sample", disable=not progress) as bar:
-        for offset in range(0, len(records), batch_size):
-            batch = records[offset : offset + batch_size]
-            for i, result in enumerate(_call_batch(batch_fn, batch), start=offset):
+        for offset in range(0, len(order), batch_size):
+            indices = order[offset : offset + batch_size]
+            batch = [records[i] for i in indices]
+            for i, result in zip(indices, _call_batch(batch_fn, batch), strict=True):
                 if isinstance(result, Failed):
                     failures.append((i, result.reason))
                 else:
                     out[i] = with_spans(records[i], result)
             bar.update(len(batch))
-    return IdentifyResult(out, failures, time.perf_counter() - start)
+    return IdentifyResult(out, sorted(failures), time.perf_counter() - start)

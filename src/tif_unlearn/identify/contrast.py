@@ -156,4 +156,5 @@ def identify_contrast(
         desc="contrast",
         progress=progress,
         started=started,
+        by_length=True,
     )

@@ -234,6 +234,12 @@ def identify_llm(
     chunked = any(piece is not records[i] for piece, (i, _) in zip(pieces, owners, strict=True))
     desc = "llm (text chunks)" if chunked else "llm"
     result = run_batched(
-        pieces, batch_fn, batch_size=batch_size, desc=desc, progress=progress, started=started
+        pieces,
+        batch_fn,
+        batch_size=batch_size,
+        desc=desc,
+        progress=progress,
+        started=started,
+        by_length=api_base is None,  # a local model pads each batch to its longest prompt
     )
     return merge_chunks(records, owners, result) if chunked else result

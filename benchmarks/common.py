@@ -70,3 +70,54 @@ def cached_step(folder: Path, signature: dict, label: str, run: Callable[[], obj
     run()
     mark_done(folder, signature)
     return folder
+
+
+def _label_offsets(ax, points: list[tuple[float, float]]) -> list[int]:
+    """Vertical label offsets (points) so that labels of nearby markers do not overlap."""
+    ax.autoscale_view()
+    placed, offsets = [], []
+    for x, y in points:
+        px, py = ax.transData.transform((x, y))
+        near = sum(abs(px - qx) < 70 and abs(py - qy) < 14 for qx, qy in placed)
+        offsets.append(5 - 12 * near)
+        placed.append((px, py))
+    return offsets
+
+
+def scatter_png(
+    points: dict[str, tuple[float, float]],
+    *,
+    baselines: dict[str, str],
+    labels: tuple[str, str, str],
+    log_x: bool = False,
+) -> bytes:
+    """A PNG scatter of named (x, y) points: ``baselines`` maps the reference models' names to
+    a marker ("s" for the fine-tuned target, "*" for the retain/retrained model), TIF runs are
+    red, other methods blue. ``labels`` = (x label, y label, title)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+    colors = {"s": "black", "*": "tab:green"}
+    for name, (x, y) in points.items():
+        marker = baselines.get(name, "o")
+        color = "tab:red" if name.startswith("tif") else colors.get(marker, "tab:blue")
+        ax.scatter([x], [y], s=110 if marker != "o" else 60, marker=marker, c=color)
+    if log_x:
+        ax.set_xscale("log")
+    offsets = _label_offsets(ax, list(points.values()))
+    for (name, xy), dy in zip(points.items(), offsets, strict=True):
+        ax.annotate(name, xy, textcoords="offset points", xytext=(5, dy))
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(labels[2])
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

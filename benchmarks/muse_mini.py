@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from common import RESULTS, cached_step, log_step, machine, write_results
+from common import RESULTS, cached_step, log_step, machine, scatter_png, write_results
 
 from tif_unlearn.config import FinetuneConfig, UnlearnConfig
 from tif_unlearn.data.annotations import write_annotated
@@ -342,7 +342,8 @@ def evaluate(name: str, folder: Path, options, files: dict, work: Path) -> dict:
     eval_data = sorted(files["muse"].rglob("*.json"))
     signature = {
         "run": (folder / "tif_run.json").read_text(),
-        "options": vars(options),
+        # the folder's contents, not its path (which changes with how --work is spelled)
+        "options": {k: v for k, v in vars(options).items() if k != "data_dir"},
         "data": {str(p.relative_to(files["muse"])): p.read_text() for p in eval_data},
     }
     if cache.is_file():
@@ -387,34 +388,22 @@ def markdown_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def scatter_png(rows: dict[str, dict]) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+def muse_scatter_png(rows: dict[str, dict]) -> bytes:
+    points = {}
     for name, row in rows.items():
         metrics = row.get("metrics", {})
         verb, know = metrics.get("verbmem_f1"), metrics.get("knowmem_retain_f1")
-        if verb is None or know is None:
-            continue
-        marker = {"finetuned": "s", "retrained": "*"}.get(name, "o")
-        color = {"finetuned": "black", "retrained": "tab:green"}.get(name, "tab:blue")
-        color = "tab:red" if name.startswith("tif") else color
-        ax.scatter([verb], [know], s=110 if marker != "o" else 60, marker=marker, c=color)
-        ax.annotate(name, (verb, know), textcoords="offset points", xytext=(5, 5))
-    ax.set_xlabel("VerbMem on the forget excerpts (ROUGE-L F1, lower = more forgotten)")
-    ax.set_ylabel("KnowMem on retain_qa (ROUGE-L F1, utility)")
-    ax.set_title("MUSE-News-mini (SmolLM2-135M): forgetting vs utility")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+        if verb is not None and know is not None:
+            points[name] = (verb, know)
+    return scatter_png(
+        points,
+        baselines={"finetuned": "s", "retrained": "*"},
+        labels=(
+            "VerbMem on the forget excerpts (ROUGE-L F1, lower = more forgotten)",
+            "KnowMem on retain_qa (ROUGE-L F1, utility)",
+            "MUSE-News-mini (SmolLM2-135M): forgetting vs utility",
+        ),
+    )
 
 
 def train_seconds(folder: Path) -> float | None:
@@ -436,7 +425,7 @@ def write_outputs(protocol: Protocol, rows: dict, extra: dict, results: Path) ->
     }
     write_results("muse_mini.json", payload, folder=results)
     (results / "muse_mini.md").write_text(markdown_table(rows) + "\n")
-    (results / "muse_mini.png").write_bytes(scatter_png(rows))
+    (results / "muse_mini.png").write_bytes(muse_scatter_png(rows))
 
 
 def parse_args() -> argparse.Namespace:

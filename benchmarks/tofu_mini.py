@@ -19,6 +19,7 @@ Usage: python benchmarks/tofu_mini.py [--retain-authors 3] [--work runs/tofu_min
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import RESULTS, cached_step, log_step, machine, write_results
+from common import RESULTS, cached_step, log_step, machine, scatter_png, write_results
 
 from tif_unlearn.config import FinetuneConfig, UnlearnConfig
 from tif_unlearn.data.annotations import write_annotated
@@ -181,6 +182,15 @@ def eval_options(protocol: Protocol):
     )
 
 
+def reference_fingerprint(reference) -> str:
+    """A hash of what FQ and PrivLeak take from the retain model (not its path, which changes
+    with how --work is spelled)."""
+    forget = reference.forget_set
+    arrays = (forget.avg_gt_loss, forget.avg_paraphrased_loss, forget.average_perturb_loss)
+    content = json.dumps([[a.tolist() for a in arrays], reference.min_k_auc])
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
 def evaluate(protocol: Protocol, name: str, folder: Path, work: Path, reference=None) -> dict:
     """``tif eval tofu`` on one model, cached next to it (keyed by its run record)."""
     from tif_unlearn.evaluate.tofu import evaluate_tofu
@@ -191,7 +201,7 @@ def evaluate(protocol: Protocol, name: str, folder: Path, work: Path, reference=
     signature = {
         "run": (folder / "tif_run.json").read_text(),
         "options": vars(options),
-        "reference": reference.source if reference else None,
+        "reference": reference_fingerprint(reference) if reference else None,
     }
     if cache.is_file():
         saved = json.loads(cache.read_text())
@@ -246,34 +256,22 @@ def markdown_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def scatter_png(rows: dict[str, dict]) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+def tofu_scatter_png(rows: dict[str, dict]) -> bytes:
+    points = {}
     for name, row in rows.items():
         fq, mu = row["metrics"].get("forget_quality"), row["metrics"].get("model_utility")
-        if fq is None or mu is None:
-            continue
-        marker = {"finetuned": "s", "retain": "*"}.get(name, "o")
-        color = {"finetuned": "black", "retain": "tab:green"}.get(name, "tab:blue")
-        color = "tab:red" if name.startswith("tif") else color
-        ax.scatter([max(fq, 1e-30)], [mu], s=110 if marker != "o" else 60, marker=marker, c=color)
-        ax.annotate(name, (max(fq, 1e-30), mu), textcoords="offset points", xytext=(5, 5))
-    ax.set_xscale("log")
-    ax.set_xlabel("Forget Quality (KS p-value vs retain model, log scale)")
-    ax.set_ylabel("Model Utility")
-    ax.set_title("TOFU-mini (SmolLM2-135M, forget01): forget quality vs utility")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+        if fq is not None and mu is not None:
+            points[name] = (max(fq, 1e-30), mu)
+    return scatter_png(
+        points,
+        baselines={"finetuned": "s", "retain": "*"},
+        labels=(
+            "Forget Quality (KS p-value vs retain model, log scale)",
+            "Model Utility",
+            "TOFU-mini (SmolLM2-135M, forget01): forget quality vs utility",
+        ),
+        log_x=True,
+    )
 
 
 def train_seconds(folder: Path) -> float | None:
@@ -293,7 +291,7 @@ def write_outputs(protocol: Protocol, rows: dict, started: float) -> None:
     }
     write_results("tofu_mini.json", payload)
     (RESULTS / "tofu_mini.md").write_text(markdown_table(rows) + "\n")
-    (RESULTS / "tofu_mini.png").write_bytes(scatter_png(rows))
+    (RESULTS / "tofu_mini.png").write_bytes(tofu_scatter_png(rows))
 
 
 def main() -> None:

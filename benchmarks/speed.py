@@ -174,8 +174,10 @@ def padding_waste(group: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--row", help=argparse.SUPPRESS)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="measured steps (1 to 8)")
     args = parser.parse_args()
+    if not 1 <= args.steps <= 8:  # 2 warm-up + 8 steps of batch 4 use all 40 forget01 samples
+        parser.error("--steps must be between 1 and 8 (forget01 holds 10 batches of 4)")
     if args.row:
         print(json.dumps(run_row(args.row, args.steps)))
         return

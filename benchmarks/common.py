@@ -72,6 +72,21 @@ def cached_step(folder: Path, signature: dict, label: str, run: Callable[[], obj
     return folder
 
 
+def cached_training(kind: str, folder: Path, signature: dict, label: str, **fields) -> Path:
+    """``tif finetune`` (``kind="finetune"``) or ``tif unlearn`` (``"unlearn"``) into ``folder``
+    with the benchmarks' shared settings (half an epoch of warm-up, overwrite), unless cached
+    (:func:`cached_step`); ``fields`` are the rest of the config."""
+    from tif_unlearn.config import FinetuneConfig, UnlearnConfig
+    from tif_unlearn.pipeline import run_finetune, run_unlearn
+
+    config_class, run = {
+        "finetune": (FinetuneConfig, run_finetune),
+        "unlearn": (UnlearnConfig, run_unlearn),
+    }[kind]
+    config = config_class(out=str(folder), warmup_epochs=0.5, overwrite=True, **fields)
+    return cached_step(folder, signature, label, lambda: run(config))
+
+
 def _label_offsets(ax, points: list[tuple[float, float]]) -> list[int]:
     """Vertical label offsets (points) so that labels of nearby markers do not overlap."""
     ax.autoscale_view()

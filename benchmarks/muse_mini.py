@@ -40,9 +40,15 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from common import RESULTS, cached_step, log_step, machine, scatter_png, write_results
+from common import (
+    RESULTS,
+    cached_training,
+    log_step,
+    machine,
+    scatter_png,
+    write_results,
+)
 
-from tif_unlearn.config import FinetuneConfig, UnlearnConfig
 from tif_unlearn.data.annotations import write_annotated
 from tif_unlearn.data.records import TextRecord
 
@@ -248,8 +254,6 @@ def identify_forget(protocol: Protocol, kind: str, files: dict, work: Path) -> d
 
 
 def finetune(protocol: Protocol, name: str, data: Path, work: Path) -> Path:
-    from tif_unlearn.pipeline import run_finetune
-
     folder = work / name
     signature = {
         "data": data.read_text(),
@@ -259,30 +263,22 @@ def finetune(protocol: Protocol, name: str, data: Path, work: Path) -> Path:
         "window_length": protocol.window_length,
     }
     label = f"fine-tuning {name} on {data.name}"
-    return cached_step(
+    return cached_training(
+        "finetune",
         folder,
         signature,
         label,
-        lambda: run_finetune(
-            FinetuneConfig(
-                model=MODEL,
-                data=str(data),
-                out=str(folder),
-                epochs=protocol.finetune_epochs,
-                lr=protocol.finetune_lr,
-                batch_size=protocol.batch_size,
-                warmup_epochs=0.5,
-                window_length=protocol.window_length,
-                short_texts="keep",
-                overwrite=True,
-            )
-        ),
+        model=MODEL,
+        data=str(data),
+        epochs=protocol.finetune_epochs,
+        lr=protocol.finetune_lr,
+        batch_size=protocol.batch_size,
+        window_length=protocol.window_length,
+        short_texts="keep",
     )
 
 
 def unlearn(protocol: Protocol, name: str, target: Path, forget: Path, files: dict, work: Path):
-    from tif_unlearn.pipeline import run_unlearn
-
     method, _, options = protocol.runs[name]
     folder = work / "unlearned" / name
     signature = {
@@ -297,27 +293,21 @@ def unlearn(protocol: Protocol, name: str, target: Path, forget: Path, files: di
         "window_length": protocol.window_length,
     }
     label = f"unlearning with {name}"
-    return cached_step(
+    return cached_training(
+        "unlearn",
         folder,
         signature,
         label,
-        lambda: run_unlearn(
-            UnlearnConfig(
-                model=str(target),
-                method=method,
-                forget=str(forget),
-                retain=str(files["retain"]) if method != "ga" else None,
-                out=str(folder),
-                epochs=protocol.unlearn_epochs,
-                lr=protocol.unlearn_lr,
-                batch_size=protocol.batch_size,
-                warmup_epochs=0.5,
-                window_length=protocol.window_length,
-                short_texts="keep",
-                overwrite=True,
-                **options,
-            )
-        ),
+        model=str(target),
+        method=method,
+        forget=str(forget),
+        retain=str(files["retain"]) if method != "ga" else None,
+        epochs=protocol.unlearn_epochs,
+        lr=protocol.unlearn_lr,
+        batch_size=protocol.batch_size,
+        window_length=protocol.window_length,
+        short_texts="keep",
+        **options,
     )
 
 

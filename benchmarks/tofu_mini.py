@@ -27,9 +27,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import RESULTS, cached_step, log_step, machine, scatter_png, write_results
+from common import (
+    RESULTS,
+    cached_training,
+    log_step,
+    machine,
+    scatter_png,
+    write_results,
+)
 
-from tif_unlearn.config import FinetuneConfig, UnlearnConfig
 from tif_unlearn.data.annotations import write_annotated
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.records import QARecord
@@ -104,8 +110,6 @@ def local_annotations(protocol: Protocol, forget: list[QARecord]) -> list[QAReco
 
 
 def finetune(protocol: Protocol, name: str, data: Path, work: Path) -> Path:
-    from tif_unlearn.pipeline import run_finetune
-
     folder = work / name
     signature = {
         "data": data.read_text(),
@@ -114,28 +118,20 @@ def finetune(protocol: Protocol, name: str, data: Path, work: Path) -> Path:
         "batch_size": protocol.batch_size,
     }
     label = f"fine-tuning {name} on {data.name}"
-    return cached_step(
+    return cached_training(
+        "finetune",
         folder,
         signature,
         label,
-        lambda: run_finetune(
-            FinetuneConfig(
-                model="smollm2-135m",
-                data=str(data),
-                out=str(folder),
-                epochs=protocol.finetune_epochs,
-                lr=protocol.finetune_lr,
-                batch_size=protocol.batch_size,
-                warmup_epochs=0.5,
-                overwrite=True,
-            )
-        ),
+        model="smollm2-135m",
+        data=str(data),
+        epochs=protocol.finetune_epochs,
+        lr=protocol.finetune_lr,
+        batch_size=protocol.batch_size,
     )
 
 
 def unlearn(protocol: Protocol, name: str, target: Path, files: dict, work: Path) -> Path:
-    from tif_unlearn.pipeline import run_unlearn
-
     method, annotations, options = protocol.runs[name]
     forget = files["forget" if annotations == "plain" else annotations]
     folder = work / "unlearned" / name
@@ -149,25 +145,19 @@ def unlearn(protocol: Protocol, name: str, target: Path, files: dict, work: Path
         "batch_size": protocol.batch_size,
     }
     label = f"unlearning with {name}"
-    return cached_step(
+    return cached_training(
+        "unlearn",
         folder,
         signature,
         label,
-        lambda: run_unlearn(
-            UnlearnConfig(
-                model=str(target),
-                method=method,
-                forget=str(forget),
-                retain=str(files["retain"]) if method != "ga" else None,
-                out=str(folder),
-                epochs=protocol.unlearn_epochs,
-                lr=protocol.unlearn_lr,
-                batch_size=protocol.batch_size,
-                warmup_epochs=0.5,
-                overwrite=True,
-                **options,
-            )
-        ),
+        model=str(target),
+        method=method,
+        forget=str(forget),
+        retain=str(files["retain"]) if method != "ga" else None,
+        epochs=protocol.unlearn_epochs,
+        lr=protocol.unlearn_lr,
+        batch_size=protocol.batch_size,
+        **options,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import TifError
 
+STEP_COUNTS = ("ceil", "floor")
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
@@ -31,6 +32,14 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
     scheduler: str = field(default="linear", metadata={"help": f"one of {SCHEDULERS}"})
+    step_count: str = field(
+        default="ceil",
+        metadata={
+            "help": "ceil: every epoch ends with an optimizer step (a partial accumulation "
+            "window too); floor: epochs run into each other and only full windows step, "
+            "floor(epochs x N / effective batch) steps (the TIF paper's count)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed (data order, retain pairing)"})
     max_length: int = field(default=512, metadata={"help": "truncate examples to N tokens"})
     dtype: str = field(default="float32", metadata={"help": f"weights dtype, one of {DTYPE_NAMES}"})
@@ -85,6 +94,7 @@ class TrainConfig:
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
+            (self.step_count in STEP_COUNTS, f"step_count must be one of {STEP_COUNTS}"),
             (self.max_length >= 8, "max_length must be >= 8"),
             (self.dtype in DTYPE_NAMES, f"dtype must be one of {DTYPE_NAMES}"),
         ]

@@ -13,6 +13,7 @@ import math
 import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -86,23 +87,46 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def training_arguments(config: TrainConfig, n_examples: int, output_dir: str) -> TrainingArguments:
+@dataclass(frozen=True)
+class StepPlan:
+    """How many optimizer steps a run takes, how many warm up, and how many examples the
+    sampler draws in the trainer's one epoch (None: one pass per epoch)."""
+
+    steps: int
+    warmup: int
+    samples: int | None
+
+
+def step_plan(config: TrainConfig, n_examples: int) -> StepPlan:
+    """``ceil``: each epoch ends with a step, partial accumulation windows included.
+    ``floor``: epochs flow into each other and only full windows step,
+    floor(epochs · N / effective batch) steps (the TIF paper's recipe)."""
     per_step = config.batch_size * config.grad_accum * world_size()
-    steps_per_epoch = math.ceil(n_examples / per_step)
-    total = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
+    if config.step_count == "floor":
+        steps_per_epoch = n_examples / per_step
+        planned = max(math.floor(round(config.epochs * steps_per_epoch, 9)), 1)
+    else:
+        steps_per_epoch = math.ceil(n_examples / per_step)
+        planned = math.ceil(steps_per_epoch * config.epochs)
+    total = config.max_steps if config.max_steps > 0 else planned
     warmup = min(round(steps_per_epoch * config.warmup_epochs), max(total - 1, 0))
+    samples = total * per_step if config.step_count == "floor" else None
+    return StepPlan(total, warmup, samples)
+
+
+def training_arguments(config: TrainConfig, plan: StepPlan, output_dir: str) -> TrainingArguments:
     scheduler = config.scheduler
-    if scheduler == "constant" and warmup:
+    if scheduler == "constant" and plan.warmup:
         scheduler = "constant_with_warmup"
     return TrainingArguments(
         output_dir=output_dir,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
+        max_steps=plan.steps if plan.samples else config.max_steps,
         learning_rate=config.lr,
         weight_decay=config.weight_decay,
-        warmup_steps=warmup,
+        warmup_steps=plan.warmup,
         lr_scheduler_type=scheduler,
         seed=config.seed,
         bf16=config.bf16,
@@ -272,8 +296,10 @@ def save_output(trainer, model, tokenizer, config: TrainConfig, record: dict) ->
     save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record}, state_dict=state_dict)
 
 
-def run_unlearn(config: UnlearnConfig) -> Path:
-    """Unlearn ``config.forget`` from ``config.model`` and save the result to ``config.out``."""
+def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
+    """Unlearn ``config.forget`` from ``config.model`` and save the result to ``config.out``.
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (e.g. to evaluate or save
+    the model at chosen steps)."""
     if config.method not in METHODS:
         raise TifError(f"unknown method '{config.method}' (choose from {', '.join(METHODS)})")
     method = METHODS[config.method]
@@ -305,12 +331,17 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
         evaluator = eval_callback(config, evaluation, tokenizer, Path(scratch))
+        plan = step_plan(config, len(dataset))
         trainer = UnlearnTrainer(
             model=model,
-            args=training_arguments(config, len(dataset), trainer_output_dir(config, scratch)),
+            args=training_arguments(config, plan, trainer_output_dir(config, scratch)),
+            train_samples=plan.samples,
             train_dataset=dataset,
             data_collator=UnlearnCollator(tokenizer.pad_token_id),
-            callbacks=[c for c in (evaluator, *fault_callbacks(config, run_fingerprint)) if c],
+            callbacks=[
+                c for c in (evaluator, *fault_callbacks(config, run_fingerprint)) if c
+            ]
+            + list(callbacks or ()),
             method=method,
             method_config=hyper,
             live_reference=live,
@@ -347,7 +378,7 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     return Path(config.out)
 
 
-def run_finetune(config: FinetuneConfig) -> Path:
+def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
     build TOFU or MUSE target and retain models."""
     check_output(config.out, config.model, config.overwrite)
@@ -365,12 +396,14 @@ def run_finetune(config: FinetuneConfig) -> Path:
     dataset = SupervisedDataset(encode_all(tokenizer, records, config.max_length))
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+        plan = step_plan(config, len(dataset))
         trainer = FinetuneTrainer(
             model=model,
-            args=training_arguments(config, len(dataset), trainer_output_dir(config, scratch)),
+            args=training_arguments(config, plan, trainer_output_dir(config, scratch)),
+            train_samples=plan.samples,
             train_dataset=dataset,
             data_collator=lambda items: pad_stream(items, tokenizer.pad_token_id),
-            callbacks=fault_callbacks(config, run_fingerprint),
+            callbacks=fault_callbacks(config, run_fingerprint) + list(callbacks or ()),
         )
         trainer.train(resume_from_checkpoint=resume_from)
     record = {

@@ -15,7 +15,9 @@ from .errors import TifError
 log = logging.getLogger("tif_unlearn")
 
 PRESETS: dict[str, dict[str, object]] = {
-    # MUSE: β 0.2, L = 0.1·(L_LPL + λ_PL·L_PL) + NLL_retain, constant lr 1e-5.
+    # MUSE: β 0.2, L = 0.1·(L_LPL + λ_PL·L_PL) + NLL_retain, constant lr 1e-5, trained on
+    # 2048-token windows (max_length leaves room for the tokenizer's special tokens). Shorter
+    # windows shrink the Preservation Loss (a per-sample sum) relative to the LPL.
     "muse": {
         "method": "tif",
         "beta": 0.2,
@@ -25,10 +27,15 @@ PRESETS: dict[str, dict[str, object]] = {
         "lr": 1e-5,
         "scheduler": "constant",
         "warmup_epochs": 0.0,
+        "window_length": 2048,
+        "max_length": 2056,
+        "step_count": "floor",
     },
     # TOFU: L = L_LPL + λ_PL·L_PL + λ_R·NLL_retain (weights 1), β 0.32 (Llama-2-7B forget01/05;
     # the paper uses 0.23 for forget10), lr 1e-5, 10 epochs, effective batch 32 (4 x 8),
-    # AdamW with weight decay 0.01, linear schedule with one warm-up epoch.
+    # AdamW with weight decay 0.01, linear schedule with one warm-up epoch; the paper's step
+    # count: floor(epochs · N / 32) full batches, epochs running into each other (forget01:
+    # 12 steps, not 2 per epoch with every second one a partial batch of 8).
     "tofu": {
         "method": "tif",
         "beta": 0.32,
@@ -42,6 +49,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "weight_decay": 0.01,
         "scheduler": "linear",
         "warmup_epochs": 1.0,
+        "step_count": "floor",
     },
 }
 

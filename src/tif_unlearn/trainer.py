@@ -62,18 +62,22 @@ def frozen_copy(model):
 
 
 class LengthGroupedTrainer(Trainer):
-    """A Trainer whose batches are grouped by length (the dataset provides ``lengths()``)."""
+    """A Trainer whose batches are reshuffled every epoch and grouped by length within small
+    groups (the dataset provides ``lengths()``). ``train_samples``: examples drawn in one trainer
+    epoch when epochs flow into each other (``step_count="floor"``); None: one pass."""
+
+    def __init__(self, *args, train_samples: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.train_samples = train_samples
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        # One optimizer step consumes this many examples over all processes: accelerate gives
-        # each process its own consecutive batches of this sampler's single order.
-        group = (
-            self.args.train_batch_size
-            * self.args.gradient_accumulation_steps
-            * self.args.world_size
+        # accelerate deals this single order out to the processes batch by batch: group whole
+        # rounds of one micro-batch per process.
+        batch = self.args.train_batch_size * self.args.world_size
+        return LengthGroupedSampler(
+            dataset.lengths(), batch, seed=self.args.seed, num_samples=self.train_samples
         )
-        return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)
 
 
 class UnlearnTrainer(LengthGroupedTrainer):

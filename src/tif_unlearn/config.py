@@ -152,11 +152,24 @@ class UnlearnConfig(TrainConfig):
     reference_batch_size: int = field(default=8, metadata={"help": "batch size of reference pass"})
     # Method hyperparameters: None means "the method's default".
     beta: float | None = field(default=None, metadata={"help": "inverse temperature β"})
-    lambda_pl: float | None = field(default=None, metadata={"help": "TIF preservation weight"})
+    lambda_pl: float | None = field(
+        default=None, metadata={"help": "Preservation Loss weight (tif, --targeted methods)"}
+    )
     lambda_retain: float | None = field(default=None, metadata={"help": "retain NLL weight"})
     per_sample: bool | None = field(default=None, metadata={"help": "TIF: sigmoid per sample"})
-    lpl_space: str | None = field(default=None, metadata={"help": "TIF: logit | logprob"})
-    forget_scale: float | None = field(default=None, metadata={"help": "TIF: forget-loss scale"})
+    lpl_space: str | None = field(
+        default=None, metadata={"help": "TIF: logit | logprob | centered"}
+    )
+    forget_scale: float | None = field(
+        default=None, metadata={"help": "weight of the forget term (simnpo default 0.125)"}
+    )
+    targeted: bool | None = field(
+        default=None,
+        metadata={
+            "help": "ga/graddiff/npo/simnpo: forget term on the UW tokens only, Preservation "
+            "Loss on the GW tokens (needs annotated forget records)"
+        },
+    )
     gamma: float | None = field(default=None, metadata={"help": "SimNPO margin γ"})
     preset: str | None = field(
         default=None, metadata={"help": "paper recipe as defaults: muse | tofu"}
@@ -184,23 +197,28 @@ METHOD_OPTIONS = (
     "lpl_space",
     "forget_scale",
     "gamma",
+    "targeted",
 )
 
 
 def method_config(method, config: UnlearnConfig):
-    """Build the method's config from the options the user set; refuse ones it doesn't use."""
+    """Build the method's config from the options the user set; refuse ones it doesn't use
+    (``--lambda-pl`` weighs the Preservation Loss, so it needs a method that uses spans)."""
     accepted = {f.name for f in fields(method.config_cls)}
     given = {
         name: getattr(config, name) for name in METHOD_OPTIONS if getattr(config, name) is not None
     }
-    unused = sorted(set(given) - accepted)
-    if unused:
-        names = ", ".join("--" + n.replace("_", "-") for n in unused)
-        raise TifError(f"{names} does not apply to method '{method.name}'")
+    unused = set(given) - accepted
     try:
-        return method.config_cls(**given)
+        hyper = method.config_cls(**{k: v for k, v in given.items() if k not in unused})
     except ValueError as err:
         raise TifError(str(err)) from err
+    if "lambda_pl" in given and not method.needs_spans(hyper):
+        unused.add("lambda_pl")
+    if unused:
+        names = ", ".join("--" + n.replace("_", "-") for n in sorted(unused))
+        raise TifError(f"{names} does not apply to method '{method.name}' as configured")
+    return hyper
 
 
 def load_yaml(path: str | Path) -> dict:

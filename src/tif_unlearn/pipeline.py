@@ -176,15 +176,15 @@ def identify_inline(name: str, records: list) -> list:
     return result.annotated()
 
 
-def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:
+def load_unlearn_inputs(config: UnlearnConfig, method, hyper) -> dict:
     """Load and validate every input record before any model is loaded."""
     field_map = parse_field_map(config.field_map)
     forget = load_records(config.forget, field_map=field_map)
     if config.identifier:
-        if method.name != "tif":
-            raise TifError("--identifier applies to --method tif only")
+        if not method.needs_spans(hyper):
+            raise TifError("--identifier applies to --method tif and to --targeted methods only")
         forget = run_on_main(lambda: identify_inline(config.identifier, forget))
-    if method.name == "tif":
+    if method.needs_spans(hyper):
         require_annotations(forget, config.forget)
     if method.retain == "required" and not config.retain:
         raise TifError(f"method '{method.name}' needs a retain set (--retain)")
@@ -305,7 +305,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     method = METHODS[config.method]
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
-    inputs = window_inputs(load_unlearn_inputs(config, method), config)
+    inputs = window_inputs(load_unlearn_inputs(config, method, hyper), config)
     digests = {
         name: file_digest(getattr(config, name)) for name in ("forget", "retain", "refusals")
     }
@@ -338,9 +338,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
             train_samples=plan.samples,
             train_dataset=dataset,
             data_collator=UnlearnCollator(tokenizer.pad_token_id),
-            callbacks=[
-                c for c in (evaluator, *fault_callbacks(config, run_fingerprint)) if c
-            ]
+            callbacks=[c for c in (evaluator, *fault_callbacks(config, run_fingerprint)) if c]
             + list(callbacks or ()),
             method=method,
             method_config=hyper,

@@ -1,9 +1,9 @@
 """Presets: the TIF paper's recipes (DESIGN.md section 1) as defaults for ``tif unlearn``.
 
 Order, lowest to highest: the option's built-in default < the preset < the YAML file
-(``--config``) < the command line. A preset's method hyperparameters (β, λ, forget scale)
-apply only to a method that takes them; the others are left out, so ``--preset muse
---method npo`` keeps the preset's training schedule but not TIF's forget scale.
+(``--config``) < the command line. A preset's method hyperparameters (β, λ, forget scale) are
+TIF's and apply to ``--method tif`` only: ``--preset muse --method npo`` keeps the preset's
+training schedule but NPO's own β and forget weight.
 """
 
 from __future__ import annotations
@@ -57,18 +57,20 @@ PRESETS: dict[str, dict[str, object]] = {
 def preset_values(name: str, method: str | None) -> dict[str, object]:
     """The preset's option values for ``method`` (default: the preset's own method)."""
     from .config import METHOD_OPTIONS
-    from .methods import METHODS
 
     if name not in PRESETS:
         raise TifError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     values = dict(PRESETS[name])
-    method = method or str(values["method"])
-    if method not in METHODS:
-        return values  # run_unlearn reports the unknown method
-    accepted = set(METHODS[method].config_cls.__dataclass_fields__)
-    skipped = [k for k in values if k in METHOD_OPTIONS and k not in accepted]
-    if skipped:
-        log.info("preset %s: %s not used by method %s", name, ", ".join(skipped), method)
+    if method is None or method == values["method"]:
+        return values
+    skipped = [k for k in values if k in METHOD_OPTIONS]
+    log.info(
+        "preset %s: %s are %s's, not used by method %s",
+        name,
+        ", ".join(skipped),
+        values["method"],
+        method,
+    )
     return {k: v for k, v in values.items() if k not in skipped}
 
 

@@ -8,11 +8,10 @@ import json
 import pytest
 from transformers import TrainerCallback, TrainingArguments
 
+from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
 from tif_unlearn.config import UnlearnConfig
 from tif_unlearn.pipeline import run_unlearn
 from tif_unlearn.trainer import SupervisedDataset, UnlearnTrainer
-
-from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
 
 
 class MicroBatchCounter(TrainerCallback):

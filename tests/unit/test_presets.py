@@ -57,10 +57,10 @@ def test_yaml_overrides_the_preset_and_the_command_line_overrides_both(tmp_path)
     assert _config({"preset": "tofu"}, yaml_file).beta == 0.4  # --preset on the command line
 
 
-def test_preset_skips_hyperparameters_the_method_does_not_take():
+def test_preset_hyperparameters_are_tifs_only():
     config = _config({"preset": "muse", "method": "npo"})
     assert config.forget_scale is None and config.lambda_pl is None
-    assert config.beta == 0.2 and config.scheduler == "constant"
+    assert config.beta is None and config.scheduler == "constant"  # NPO keeps its own beta
     method_config(METHODS["npo"], config)  # no "does not apply" error
     ga = _config({"preset": "tofu", "method": "ga"})
     assert method_config(METHODS["ga"], ga) is not None and ga.epochs == 10

@@ -47,6 +47,7 @@ from .distributed import (
 from .errors import DataError, TifError
 from .methods import METHODS
 from .models import load_model, load_tokenizer, save_model
+from .precision import check_bf16
 from .trainer import (
     FinetuneTrainer,
     SupervisedDataset,
@@ -131,7 +132,8 @@ def training_arguments(config: TrainConfig, plan: StepPlan, output_dir: str) -> 
         seed=config.seed,
         bf16=config.bf16,
         activation_checkpointing=config.gradient_checkpointing,
-        use_cpu=cpu_only(),
+        # bf16 on a lone CPU process needs use_cpu, or TrainingArguments looks for a GPU.
+        use_cpu=cpu_only() or (config.bf16 and training_device().type == "cpu"),
         logging_steps=1,
         **save_options(config),
         report_to="none",
@@ -243,6 +245,7 @@ def build_streams(model, tokenizer, inputs: dict, config: UnlearnConfig, referen
                     pad_token_id=tokenizer.pad_token_id,
                     batch_size=config.reference_batch_size,
                     desc=f"{name} reference",
+                    bf16=config.bf16,
                 ),
             )
         streams[name] = examples
@@ -305,6 +308,8 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     method = METHODS[config.method]
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
+    if config.bf16:
+        check_bf16(training_device())
     inputs = window_inputs(load_unlearn_inputs(config, method, hyper), config)
     digests = {
         name: file_digest(getattr(config, name)) for name in ("forget", "retain", "refusals")
@@ -380,6 +385,8 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
     build TOFU or MUSE target and retain models."""
     check_output(config.out, config.model, config.overwrite)
+    if config.bf16:
+        check_bf16(training_device())
     records = load_records(config.data, field_map=parse_field_map(config.field_map))
     records = window_inputs({"data": records}, config)["data"]
     run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})

@@ -17,6 +17,7 @@ from transformers import Trainer
 
 from .data.batches import LengthGroupedSampler, pad_stream
 from .methods.base import Method, reference_values
+from .precision import autocast
 
 
 def _strip_row(values: torch.Tensor, length: int) -> list[float] | float:
@@ -32,8 +33,10 @@ def cache_reference(
     pad_token_id: int,
     batch_size: int = 8,
     desc: str = "reference",
+    bf16: bool = False,
 ) -> list[dict]:
-    """Return copies of ``examples`` with the reference quantity ``kind`` stored in each."""
+    """Return copies of ``examples`` with the reference quantity ``kind`` stored in each
+    (under the policy's bf16 autocast when ``bf16``)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -43,7 +46,8 @@ def cache_reference(
         indices = order[start : start + batch_size]
         stream = pad_stream([examples[i] for i in indices], pad_token_id)
         stream = {k: v.to(device) for k, v in stream.items()}
-        values = reference_values(model, stream, kind)
+        with autocast(device, bf16):
+            values = reference_values(model, stream, kind)
         for row, index in enumerate(indices):
             length = len(examples[index]["input_ids"])
             extra = {
@@ -102,8 +106,10 @@ class UnlearnTrainer(LengthGroupedTrainer):
         return (loss, None) if return_outputs else loss
 
     def _fill_live_reference(self, inputs: dict) -> None:
-        for stream, kind in self.method.reference(self.method_config).items():
-            inputs[stream].update(reference_values(self.live_reference, inputs[stream], kind))
+        with autocast(self.args.device, self.args.bf16):
+            for stream, kind in self.method.reference(self.method_config).items():
+                values = reference_values(self.live_reference, inputs[stream], kind)
+                inputs[stream].update(values)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if self._component_count and "loss" in logs:

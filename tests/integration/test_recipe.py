@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from transformers import TrainerCallback, TrainingArguments
@@ -82,3 +83,75 @@ def test_trainer_reshuffles_micro_batches_every_epoch(tiny_model, tmp_path):
         order = list(sampler)
         batches.append({frozenset(order[i : i + 4]) for i in range(0, 40, 4)})
     assert len(batches[0] & batches[1]) <= 1 and len(batches[1] & batches[2]) <= 1
+
+
+@pytest.mark.parametrize("method", ["ga", "npo", "simnpo"])
+def test_targeted_methods_train_on_annotated_records_and_refuse_plain_ones(
+    method, tiny_model_dir, qa_files, tmp_path
+):
+    from tif_unlearn.errors import TifError
+
+    options = dict(
+        model=str(tiny_model_dir),
+        method=method,
+        targeted=True,
+        out=str(tmp_path / method),
+        max_steps=1,
+        batch_size=2,
+        warmup_epochs=0,
+    )
+    out = run_unlearn(UnlearnConfig(forget=str(qa_files["forget"]), **options))
+    run = json.loads((out / "tif_run.json").read_text())
+    assert run["method_config"]["targeted"] is True
+    assert "pl" in next(e for e in run["log"] if "loss" in e)
+    with pytest.raises(TifError, match="no unwanted-word annotation"):
+        run_unlearn(UnlearnConfig(forget=str(qa_files["plain"]), **{**options, "overwrite": True}))
+
+
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("tif", {"lpl_space": "logprob"}),
+        ("tif", {"lpl_space": "logprob", "live_reference": True}),
+        ("npo", {}),
+        ("npo", {"live_reference": True}),
+    ],
+)
+def test_bf16_reference_is_computed_under_the_policys_autocast(
+    method, options, tiny_model_dir, qa_files, tmp_path, monkeypatch
+):
+    # Δ (TIF) and the NPO log-ratio are 0 at the first step only if the reference values come
+    # from the same bf16 autocast as the policy; then both losses equal (2/β)·ln 2. (Log-probs,
+    # not the tiny model's near-zero raw logits, so that a bf16 mismatch shows.)
+    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: True)
+    config = UnlearnConfig(
+        model=str(tiny_model_dir),
+        method=method,
+        forget=str(qa_files["forget"]),
+        out=str(tmp_path / "bf16"),
+        max_steps=1,
+        batch_size=4,
+        beta=0.5,
+        bf16=True,
+        **options,
+    )
+    run = json.loads((run_unlearn(config) / "tif_run.json").read_text())
+    first = next(e for e in run["log"] if "loss" in e)
+    assert first["lpl" if method == "tif" else "npo"] == pytest.approx(4 * math.log(2), abs=1e-5)
+
+
+def test_bf16_is_refused_with_one_line_where_the_cpu_has_no_fast_bf16(
+    tiny_model_dir, qa_files, tmp_path, monkeypatch
+):
+    from tif_unlearn.errors import TifError
+
+    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: False)
+    config = UnlearnConfig(
+        model=str(tiny_model_dir),
+        forget=str(qa_files["forget"]),
+        out=str(tmp_path / "o"),
+        bf16=True,
+    )
+    with pytest.raises(TifError, match="no fast bfloat16"):
+        run_unlearn(config)
+    assert not (tmp_path / "o").exists()

@@ -16,9 +16,17 @@ from trajectory import (
     EpochProbe,
     best_under_floor,
     cached_json,
+    command_line,
     epoch_end_steps,
+    family_summary,
+    finished_runs,
+    pareto_frontier,
+    parse_run,
     read_json,
     remove_checkpoints,
+    run_name,
+    second_seeds,
+    trajectories_png,
 )
 
 from tif_unlearn.data.annotations import write_annotated
@@ -30,6 +38,10 @@ QA_PER_AUTHOR, FORGET_AUTHORS = 20, 2
 GPT4O_ANNOTATIONS = Path("tofu-uw-annotations", "forget01.llm.jsonl")
 RUNS_DIR = RESULTS / "tofu_mini_runs"
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
+BASE_MODELS = (
+    "finetuned",
+    "retain",
+)  # fine-tuned target, and the model never trained on the forget set
 FLOOR = 0.95  # a run's point must keep this fraction of the fine-tuned model's utility
 GENERATION_LENGTHS = (64, 96, 128, 160, 200)  # the first that truncates < 2 % is used
 
@@ -94,14 +106,8 @@ def protocol(quick: bool) -> Protocol:
     )
 
 
-def run_name(family: str, lr: float, seed: int) -> str:
-    return f"{family}_lr{lr:.0e}" + (f"_seed{seed}" if seed else "")
-
-
-def parse_run(name: str) -> tuple[str, float, int]:
-    seed = int(name.rsplit("_seed", 1)[1]) if "_seed" in name else 0
-    family, lr = name.split("_seed")[0].rsplit("_lr", 1)
-    return family, float(lr), seed
+def runs_dir(p: Protocol, work: Path) -> Path:
+    return RUNS_DIR if p == Protocol() else work / "runs"
 
 
 # --------------------------------------------------------------------------- data and models
@@ -189,24 +195,21 @@ def generation_length(p: Protocol, tokenizer) -> tuple[int, float]:
     return GENERATION_LENGTHS[-1], float(np.mean(lengths > GENERATION_LENGTHS[-1]))
 
 
-def full_eval(p: Protocol, folder: Path, cache: Path, reference=None) -> dict:
-    """``tif eval tofu`` (generation included) on one model folder, cached."""
+def full_eval(p: Protocol, folder: Path, cache: Path) -> dict:
+    """``tif eval tofu`` (generation included) on one model folder, cached; Forget Quality and
+    PrivLeak are added against the retain model by :func:`headline`."""
     from tif_unlearn.evaluate.tofu import evaluate_tofu
     from tif_unlearn.models import load_model
 
     model, tokenizer = load_model(str(folder))
     length, rate = generation_length(p, tokenizer)
     options = eval_options(p, p.utility_items, length)
-    signature = {
-        "run": digest((folder / "tif_run.json").read_text()),
-        "options": vars(options),
-        "reference": reference_digest(reference),
-    }
+    signature = {"model": model_digest(folder), "options": vars(options)}
 
     def compute():
         log_step(f"full evaluation of {folder}")
         started = time.perf_counter()
-        results = evaluate_tofu(model, tokenizer, options, reference)
+        results = evaluate_tofu(model, tokenizer, options)
         results["eval_seconds"] = round(time.perf_counter() - started, 1)
         results["truncation_rate"] = rate
         return results
@@ -214,21 +217,29 @@ def full_eval(p: Protocol, folder: Path, cache: Path, reference=None) -> dict:
     return cached_json(cache, signature, compute)
 
 
-def reference_digest(reference) -> str | None:
-    if reference is None:
-        return None
-    forget = reference.forget_set
-    arrays = (forget.avg_gt_loss, forget.avg_paraphrased_loss, forget.average_perturb_loss)
-    return digest(json.dumps([[a.tolist() for a in arrays], reference.min_k_auc]))
+def model_digest(folder: Path) -> str:
+    """A model folder's identity: its run record, or (an epoch checkpoint) its weights."""
+    record = folder / "tif_run.json"
+    if record.is_file():
+        return digest(record.read_text())
+    sha = hashlib.sha256()
+    with open(folder / "model.safetensors", "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 24), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
 
 
-def retain_reference(p: Protocol, work: Path):
+def retain_reference(p: Protocol, work: Path, wait_minutes: float = 120):
+    """The retain model's forget-set numbers (waits for eval:retain, which may be running in
+    the other worker)."""
     from tif_unlearn.evaluate.tofu import reference_from_results
 
-    results = read_json(work / "eval" / "retain.json")
-    if results is None:
-        raise SystemExit("the retain model's evaluation is missing: run eval:retain first")
-    return reference_from_results(results["result"], str(work / "retain"))
+    path, deadline = work / "eval" / "retain.json", time.time() + 60 * wait_minutes
+    while not path.is_file():
+        if time.time() > deadline:
+            raise SystemExit("the retain model's evaluation is missing: run eval:retain first")
+        time.sleep(10)
+    return reference_from_results(read_json(path)["result"], str(work / "retain"))
 
 
 def probe(p: Protocol, model, tokenizer, files: dict, reference) -> dict:
@@ -299,9 +310,8 @@ def evaluate_base_model(p: Protocol, name: str, files: dict, work: Path) -> None
     if name == "retain":
         full_eval(p, folder, work / "eval" / "retain.json")
         return
-    reference = retain_reference(p, work)
-    full_eval(p, folder, work / "eval" / "finetuned.json", reference)
-    base_probe(p, work, files, reference)
+    full_eval(p, folder, work / "eval" / "finetuned.json")
+    base_probe(p, work, files, retain_reference(p, work))
 
 
 def base_probe(p: Protocol, work: Path, files: dict, reference) -> dict:
@@ -332,16 +342,14 @@ def unlearning_run(p: Protocol, name: str, files: dict, work: Path) -> dict:
     """Train with a probe at every epoch end, then pick and fully evaluate its point. The
     result is kept in RUNS_DIR (committed), so a new machine does not redo the run."""
     signature = run_signature(p, name, files)
-    runs_dir = RUNS_DIR if p == Protocol() else work / "runs"
-    return cached_json(
-        runs_dir / f"{name}.json", signature, lambda: train_and_select(p, name, files, work)
-    )
+    compute = lambda: train_and_select(p, name, files, work)  # noqa: E731
+    return cached_json(runs_dir(p, work) / f"{name}.json", signature, compute)
 
 
 def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     reference = retain_reference(p, work)
     base = base_probe(p, work, files, reference)
-    finetuned_full = read_json(work / "eval" / "finetuned.json")["result"]["summary"]
+    finetuned_full = headline(read_json(work / "eval" / "finetuned.json")["result"], reference)
     folder = work / "unlearned" / name
     started = time.time()
     trajectory = train_with_probes(p, name, files, work, folder, reference)
@@ -352,7 +360,7 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
         "name": name,
         "machine": machine(),
         "minutes": minutes,
-        "command": command_line(p, name, files),
+        "command": tofu_command(p, name, files),
         "trajectory": [{"epoch": 0, **base}, *trajectory],
         "chosen": chosen,
     }
@@ -379,15 +387,9 @@ def unlearn_fields(p: Protocol, name: str, files: dict, target: Path) -> dict:
     }
 
 
-def command_line(p: Protocol, name: str, files: dict) -> str:
+def tofu_command(p: Protocol, name: str, files: dict) -> str:
     fields = unlearn_fields(p, name, files, Path("runs/tofu_mini/finetuned"))
-    flags = []
-    for key, value in fields.items():
-        if value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        flags.append(flag if value is True else f"{flag} {value}")
-    return "tif unlearn " + " ".join(flags) + f" --out runs/tofu_mini/unlearned/{name}"
+    return command_line("unlearn", fields, f"runs/tofu_mini/unlearned/{name}")
 
 
 def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: Path, reference):
@@ -423,8 +425,8 @@ def choose_point(p, name, trajectory, base, finetuned_full, folder, work, refere
     for point in candidates[:3]:
         epoch = point["epoch"]
         cache = work / "eval" / f"{name}.epoch{epoch}.json"
-        results = full_eval(p, folder / f"epoch{epoch}", cache, reference)
-        summary = headline(results)
+        results = full_eval(p, folder / f"epoch{epoch}", cache)
+        summary = headline(results, reference)
         if summary["model_utility"] >= floor_mu:
             return {"epoch": epoch, **summary}
         log_step(
@@ -447,76 +449,39 @@ HEADLINE = (
 )
 
 
-def headline(results: dict) -> dict:
+def headline(results: dict, reference=None) -> dict:
+    """The table's numbers; with the retain model's ``reference``, Forget Quality (KS test of
+    the forget-set truth ratios) and PrivLeak (Min-40% AUC against the retain model's)."""
+    from tif_unlearn.evaluate import metrics
+    from tif_unlearn.evaluate.tofu import safe_privleak
+
     summary = {key: results["summary"].get(key) for key in HEADLINE}
     summary["truncation_rate"] = results.get("truncation_rate")
+    if reference is not None:
+        ratios = [item["truth_ratio"] for item in results["sets"]["forget"]["items"]]
+        ks = metrics.forget_quality(ratios, reference.forget_set.truth_ratios())
+        summary["forget_quality"] = ks.pvalue
+        summary["privleak"] = safe_privleak(results["mia"]["min_k_auc"], reference.min_k_auc)
     return summary
 
 
 # --------------------------------------------------------------------------- seeds and report
 
 
-def finished_runs(p: Protocol, work: Path) -> dict[str, dict]:
-    runs_dir = RUNS_DIR if p == Protocol() else work / "runs"
-    runs = {}
-    for path in sorted(runs_dir.glob("*.json")):
-        saved = read_json(path)
-        family = parse_run(path.stem)[0]
-        if family in p.families and saved["signature"]["recipe"] == p.recipe():
-            runs[path.stem] = saved["result"]
-    return runs
-
-
-def best_setting(p: Protocol, family: str, runs: dict) -> str | None:
-    """The seed-0 run of ``family`` with the highest FQ at its chosen point (None: no run
-    kept the utility floor)."""
-    chosen = {
-        name: run["chosen"]
-        for name, run in runs.items()
-        if parse_run(name)[0] == family and parse_run(name)[2] == 0 and run["chosen"]
-    }
-    return max(chosen, key=lambda n: chosen[n]["forget_quality"]) if chosen else None
-
-
 def second_seed_runs(p: Protocol, work: Path) -> list[str]:
-    runs = finished_runs(p, work)
-    best = [best_setting(p, family, runs) for family in p.families]
-    return [name + "_seed1" for name in best if name]
-
-
-def family_summary(p: Protocol, runs: dict) -> dict:
-    summary = {}
-    for family in p.families:
-        best = best_setting(p, family, runs)
-        if best is None:
-            summary[family] = None
-            continue
-        seeds = [
-            runs[n]["chosen"] for n in (best, best + "_seed1") if n in runs and runs[n]["chosen"]
-        ]
-        summary[family] = {
-            "fq": float(np.mean([s["forget_quality"] for s in seeds])),
-            "mu": float(np.mean([s["model_utility"] for s in seeds])),
-            "epoch": runs[best]["chosen"]["epoch"],
-            "setting": f"lr={parse_run(best)[1]:g}",
-            "seeds": [
-                {"fq": s["forget_quality"], "mu": s["model_utility"], "epoch": s["epoch"]}
-                for s in seeds
-            ],
-        }
-    return summary
+    runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
+    return second_seeds(p.families, runs, "forget_quality", higher_is_better=True)
 
 
 def write_report(p: Protocol, work: Path, seconds: float) -> dict:
-    from trajectory import pareto_frontier
-
-    runs = finished_runs(p, work)
+    runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
+    reference = retain_reference(p, work, wait_minutes=0)
     base = {
-        name: headline(read_json(work / "eval" / f"{name}.json")["result"])
+        name: headline(read_json(work / "eval" / f"{name}.json")["result"], reference)
         for name in ("retain", "finetuned")
     }
-    base["retain"]["forget_quality"] = 1.0  # the retain model against itself
-    summary = family_summary(p, runs)
+    keys = {"fq": "forget_quality", "mu": "model_utility"}
+    summary = family_summary(p.families, runs, keys, higher_is_better=True)
     points = {f: (s["fq"], s["mu"]) for f, s in summary.items() if s}
     payload = {
         "machine": machine(),
@@ -528,9 +493,10 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
         "runs": runs,
         "wall_minutes_this_call": round(seconds / 60, 1),
     }
-    name = "tofu_mini.json" if p == Protocol() else "tofu_mini_quick.json"
-    write_results(name, payload, RESULTS if p == Protocol() else work)
-    if p == Protocol():
+    full = p == Protocol()
+    name = "tofu_mini.json" if full else "tofu_mini_quick.json"
+    write_results(name, payload, RESULTS if full else work)
+    if full:
         (RESULTS / "tofu_mini.md").write_text(markdown_table(payload) + "\n")
         (RESULTS / "tofu_mini.png").write_bytes(trajectory_png(payload))
     return payload
@@ -549,65 +515,17 @@ def markdown_table(payload: dict) -> str:
             lines.append(f"| {family} | – | – | no checkpoint kept the floor | | |")
             continue
         seeds = "; ".join(f"{x['fq']:.2e} / {x['mu']:.3f}" for x in s["seeds"])
-        lines.append(
-            f"| {family} | {s['fq']:.2e} | {s['mu']:.3f} | {s['setting']} | {s['epoch']} | {seeds} |"
-        )
+        row = f"| {family} | {s['fq']:.2e} | {s['mu']:.3f} | {s['setting']} | {s['epoch']} |"
+        lines.append(f"{row} {seeds} |")
     for name, m in payload["models"].items():
         lines.append(f"| ({name}) | {m['forget_quality']:.2e} | {m['model_utility']:.3f} | | | |")
     return "\n".join(lines)
 
 
 def trajectory_png(payload: dict) -> bytes:
-    """FQ (log) against the utility proxy along every run's epochs; the family points (full
-    evaluation, mean of seeds) as large markers, the Pareto frontier named in the title."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=100)
-    families = list(payload["best_under_utility_floor"])
-    colors = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
-    for name, run in payload["runs"].items():
-        family = parse_run(name)[0]
-        xs = [max(t["fq"], 1e-12) for t in run["trajectory"]]
-        ys = [t["mu_proxy"] for t in run["trajectory"]]
-        style = "-" if family.startswith("tif") else "--"
-        left.plot(xs, ys, style, color=colors[family], alpha=0.6, marker=".", lw=1)
-        right.plot(
-            [t["uw_prob"] for t in run["trajectory"]],
-            [t["gw_prob"] for t in run["trajectory"]],
-            style,
-            color=colors[family],
-            alpha=0.6,
-            marker=".",
-            lw=1,
-        )
-    for family, s in payload["best_under_utility_floor"].items():
-        if s:
-            left.scatter(
-                [max(s["fq"], 1e-12)],
-                [s["mu"]],
-                s=90,
-                color=colors[family],
-                edgecolor="black",
-                label=family,
-                zorder=3,
-            )
-    left.set_xscale("log")
-    left.set_xlabel("Forget Quality (log)")
-    left.set_ylabel("utility (lines: per-epoch proxy; markers: full MU)")
-    left.set_title("Trajectories; frontier: " + ", ".join(payload["pareto_frontier"]), fontsize=9)
-    left.legend(fontsize=7)
-    right.set_xlabel("mean UW-token probability (forget set)")
-    right.set_ylabel("mean GW-token probability (forget set)")
-    right.set_title("What each method lowers, epoch by epoch", fontsize=9)
-    for ax in (left, right):
-        ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return trajectories_png(
+        payload,
+        ("fq", "mu_proxy", True),
+        ("Forget Quality (KS p-value against the retain model, log)", "utility"),
+        ("fq", "mu"),
+    )

@@ -118,3 +118,170 @@ def run_wave(script: Path, tasks: list[str], workers: int, extra: list[str], log
                     failed.append(task)
     if failed:
         raise SystemExit(f"tasks failed: {', '.join(failed)} (see {logs})")
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def run_name(family: str, lr: float, seed: int) -> str:
+    """``tif_lr1e-04`` (seed 0) or ``tif_lr1e-04_seed1``."""
+    return f"{family}_lr{lr:.0e}" + (f"_seed{seed}" if seed else "")
+
+
+def parse_run(name: str) -> tuple[str, float, int]:
+    seed = int(name.rsplit("_seed", 1)[1]) if "_seed" in name else 0
+    family, lr = name.split("_seed")[0].rsplit("_lr", 1)
+    return family, float(lr), seed
+
+
+def finished_runs(runs_dir: Path, families, recipe: dict) -> dict[str, dict]:
+    """The cached results of the runs of ``families`` made with ``recipe``."""
+    runs = {}
+    for path in sorted(runs_dir.glob("*.json")):
+        saved = read_json(path)
+        if parse_run(path.stem)[0] in families and saved["signature"]["recipe"] == recipe:
+            runs[path.stem] = saved["result"]
+    return runs
+
+
+def best_setting(family: str, runs: dict, score: str, higher_is_better: bool) -> str | None:
+    """The seed-0 run of ``family`` with the best ``score`` at its chosen point (None: no run
+    kept the utility floor)."""
+    chosen = {
+        name: run["chosen"]
+        for name, run in runs.items()
+        if parse_run(name)[0] == family and parse_run(name)[2] == 0 and run["chosen"]
+    }
+    if not chosen:
+        return None
+    pick = max if higher_is_better else min
+    return pick(chosen, key=lambda n: chosen[n][score])
+
+
+def second_seeds(families, runs: dict, score: str, higher_is_better: bool) -> list[str]:
+    """Seed-1 runs of every family's best setting."""
+    best = [best_setting(family, runs, score, higher_is_better) for family in families]
+    return [name + "_seed1" for name in best if name]
+
+
+def family_summary(families, runs: dict, keys: dict[str, str], higher_is_better: bool) -> dict:
+    """Per family: the mean over both seeds of its best setting's chosen point. ``keys`` maps
+    summary names to result keys, the first being the score (e.g. {"fq": "forget_quality",
+    "mu": "model_utility"})."""
+    score = next(iter(keys.values()))
+    summary = {}
+    for family in families:
+        best = best_setting(family, runs, score, higher_is_better)
+        if best is None:
+            summary[family] = None
+            continue
+        names = [n for n in (best, best + "_seed1") if n in runs and runs[n]["chosen"]]
+        seeds = [
+            {
+                **{k: runs[n]["chosen"][v] for k, v in keys.items()},
+                "epoch": runs[n]["chosen"]["epoch"],
+            }
+            for n in names
+        ]
+        summary[family] = {
+            **{k: float(sum(s[k] for s in seeds) / len(seeds)) for k in keys},
+            "epoch": runs[best]["chosen"]["epoch"],
+            "setting": f"lr={parse_run(best)[1]:g}",
+            "seeds": seeds,
+        }
+    return summary
+
+
+def command_line(command: str, fields: dict, out: str) -> str:
+    """The ``tif`` command equivalent to a config's ``fields``."""
+    flags = []
+    for key, value in fields.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags.append(flag if value is True else f"{flag} {value}")
+    return f"tif {command} " + " ".join(flags) + f" --out {out}"
+
+
+def trajectories_png(payload: dict, axes: tuple[str, str, bool], labels, summary_keys) -> bytes:
+    """Left: every run's per-epoch trajectory (``axes`` = (x key, y key, x on a log scale)),
+    solid for the TIF family, dashed for the baselines, with each family's summary point
+    (``summary_keys`` = its x and y names) as a large marker. Right: the mean UW- against
+    GW-token probability of the forget set along the same epochs."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key, y_key, log_x = axes
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=100)
+    families = list(payload["best_under_utility_floor"])
+    colors = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    for name, run in payload["runs"].items():
+        family, steps = parse_run(name)[0], run["trajectory"]
+        style = {"ls": "-" if family.startswith("tif") else "--", "color": colors[family]}
+        xs = [max(t[x_key], 1e-12) if log_x else t[x_key] for t in steps]
+        left.plot(xs, [t[y_key] for t in steps], marker=".", lw=1, alpha=0.6, **style)
+        uw, gw = [t["uw_prob"] for t in steps], [t["gw_prob"] for t in steps]
+        right.plot(uw, gw, marker=".", lw=1, alpha=0.6, **style)
+    for family, point in payload["best_under_utility_floor"].items():
+        if point:
+            x, y = (point[k] for k in summary_keys)
+            x = max(x, 1e-12) if log_x else x
+            left.scatter([x], [y], s=90, color=colors[family], edgecolor="black", label=family)
+    if log_x:
+        left.set_xscale("log")
+    left.set_xlabel(labels[0])
+    left.set_ylabel(labels[1] + " (lines: per epoch; markers: chosen points)")
+    left.set_title("Pareto frontier: " + ", ".join(payload["pareto_frontier"]), fontsize=9)
+    left.legend(fontsize=7)
+    right.set_xlabel("mean UW-token probability (forget set)")
+    right.set_ylabel("mean GW-token probability (forget set)")
+    right.set_title("What each method lowers, epoch by epoch", fontsize=9)
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def run_protocol(script: Path, tasks, description: str) -> None:
+    """The command line of a protocol-v2 benchmark: ``tasks`` is its module (``protocol``,
+    ``run_task``, ``second_seed_runs``, ``write_report``, ``BASE_MODELS``). Waves: fine-tune
+    the base models, evaluate them, every first-seed run, the second seeds, the report."""
+    import argparse
+    import logging
+
+    from common import machine
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--work", default=f"runs/{script.stem}", help="cache folder")
+    parser.add_argument("--workers", type=int, default=2, help="one-thread processes at once")
+    parser.add_argument("--quick", action="store_true", help="smoke run of the whole pipeline")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the results only")
+    parser.add_argument("--task", help="(internal) run one task in this process")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of a task")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(args.work).resolve()
+    if args.task:
+        tasks.run_task(args.task, work, args.quick, args.threads)
+        return
+    p, started = tasks.protocol(args.quick), time.time()
+    runs = len(p.runs) + len(p.families)  # the second seeds included
+    minutes = (2 * p.minutes_per_finetune + runs * p.minutes_per_run) / args.workers
+    log_step(f"estimate: about {minutes:.0f} min with {args.workers} workers; {machine()}")
+    extra, logs = ["--work", str(work)] + (["--quick"] if args.quick else []), work / "logs"
+    if not args.report_only:
+        base = list(tasks.BASE_MODELS)
+        run_wave(script, [f"finetune:{m}" for m in base], args.workers, extra, logs)
+        run_wave(script, [f"eval:{m}" for m in base], args.workers, extra, logs)
+        run_wave(script, [f"run:{name}" for name in p.runs], args.workers, extra, logs)
+        seeds = tasks.second_seed_runs(p, work)
+        run_wave(script, [f"run:{name}" for name in seeds], args.workers, extra, logs)
+    payload = tasks.write_report(p, work, time.time() - started)
+    print(json.dumps(payload["best_under_utility_floor"], indent=1))

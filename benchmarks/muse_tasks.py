@@ -4,29 +4,30 @@ own one-thread process and caches what it finishes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 from common import RESULTS, cached_training, log_step, machine, write_results
 from trajectory import (
     EpochProbe,
     best_under_floor,
     cached_json,
     command_line,
+    digest,
     epoch_end_steps,
     family_summary,
     finished_runs,
+    model_digest,
     pareto_frontier,
     parse_run,
     read_json,
     remove_checkpoints,
     run_name,
     second_seeds,
+    token_group_probs,
     trajectories_png,
 )
 
@@ -209,10 +210,6 @@ def local_annotations(p: Protocol, forget: list[TextRecord]) -> list[TextRecord]
     return result.annotated()
 
 
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def finetune_signature(p: Protocol, name: str, files: dict) -> dict:
     data = files["train" if name == "finetuned" else "retain"]
     recipe = (p.finetune_epochs, p.finetune_lr, p.batch_size, p.window_length)
@@ -248,18 +245,6 @@ def eval_options(p: Protocol, files: dict, retain_auc: float | None = None):
         verbmem_new_tokens=p.gt_tokens,
         knowmem_new_tokens=p.knowmem_new_tokens,
     )
-
-
-def model_digest(folder: Path) -> str:
-    """A model folder's identity: its run record, or (an epoch checkpoint) its weights."""
-    record = folder / "tif_run.json"
-    if record.is_file():
-        return digest(record.read_text())
-    sha = hashlib.sha256()
-    with open(folder / "model.safetensors", "rb") as weights:
-        for block in iter(lambda: weights.read(1 << 24), b""):
-            sha.update(block)
-    return sha.hexdigest()[:16]
 
 
 def full_eval(p: Protocol, folder: Path, cache: Path, files: dict) -> dict:
@@ -317,22 +302,6 @@ def probe(p: Protocol, model, tokenizer, files: dict) -> dict:
         UTILITY: knowmem(model, tokenizer, options, "retain")[UTILITY],
         **token_group_probs(model, tokenizer, files["local"]),
     }
-
-
-def token_group_probs(model, tokenizer, annotated: Path) -> dict:
-    """Mean probability of the UW tokens and of the GW tokens of the annotated texts."""
-    from tif_unlearn.data.encoding import encode_record
-    from tif_unlearn.evaluate.runner import score_records
-
-    records = load_records(annotated)
-    scored = score_records(model, tokenizer, records, desc="UW/GW probabilities")
-    uw, gw = [], []
-    for record, answer in zip(records, scored, strict=True):
-        encoded = encode_record(tokenizer, record)
-        flags = [u for u, label in zip(encoded.uw_mask, encoded.labels, strict=True) if label >= 0]
-        for is_uw, logp in zip(flags[-answer.n_tokens :], answer.token_logps, strict=True):
-            (uw if is_uw else gw).append(float(np.exp(logp)))
-    return {"uw_prob": float(np.mean(uw)), "gw_prob": float(np.mean(gw))}
 
 
 # --------------------------------------------------------------------------- tasks

@@ -4,7 +4,6 @@ process and caches what it finishes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,15 +16,18 @@ from trajectory import (
     best_under_floor,
     cached_json,
     command_line,
+    digest,
     epoch_end_steps,
     family_summary,
     finished_runs,
+    model_digest,
     pareto_frontier,
     parse_run,
     read_json,
     remove_checkpoints,
     run_name,
     second_seeds,
+    token_group_probs,
     trajectories_png,
 )
 
@@ -159,10 +161,6 @@ def finetune_signature(p: Protocol, name: str, files: dict) -> dict:
     return {"data": digest(data.read_text()), "recipe": recipe}
 
 
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -217,18 +215,6 @@ def full_eval(p: Protocol, folder: Path, cache: Path) -> dict:
     return cached_json(cache, signature, compute)
 
 
-def model_digest(folder: Path) -> str:
-    """A model folder's identity: its run record, or (an epoch checkpoint) its weights."""
-    record = folder / "tif_run.json"
-    if record.is_file():
-        return digest(record.read_text())
-    sha = hashlib.sha256()
-    with open(folder / "model.safetensors", "rb") as weights:
-        for block in iter(lambda: weights.read(1 << 24), b""):
-            sha.update(block)
-    return sha.hexdigest()[:16]
-
-
 def retain_reference(p: Protocol, work: Path, wait_minutes: float = 120):
     """The retain model's forget-set numbers (waits for eval:retain, which may be running in
     the other worker)."""
@@ -265,22 +251,6 @@ def probe(p: Protocol, model, tokenizer, files: dict, reference) -> dict:
         "mu_proxy": metrics.model_utility(proxy),
         **token_group_probs(model, tokenizer, files["gpt4o"], p.max_items),
     }
-
-
-def token_group_probs(model, tokenizer, annotated: Path, max_items: int | None) -> dict:
-    """Mean probability of the UW tokens and of the GW tokens of the forget answers."""
-    from tif_unlearn.data.encoding import encode_record
-    from tif_unlearn.evaluate.runner import score_records
-
-    records = load_records(annotated)[:max_items]
-    scored = score_records(model, tokenizer, records, desc="UW/GW probabilities")
-    uw, gw = [], []
-    for record, answer in zip(records, scored, strict=True):
-        encoded = encode_record(tokenizer, record)
-        flags = [u for u, label in zip(encoded.uw_mask, encoded.labels, strict=True) if label >= 0]
-        for is_uw, logp in zip(flags[-answer.n_tokens :], answer.token_logps, strict=True):
-            (uw if is_uw else gw).append(float(np.exp(logp)))
-    return {"uw_prob": float(np.mean(uw)), "gw_prob": float(np.mean(gw))}
 
 
 # --------------------------------------------------------------------------- tasks

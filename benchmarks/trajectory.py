@@ -6,6 +6,7 @@ subprocesses side by side (two per 2-core machine).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import log_step
+from common import log_step, png_bytes
 from transformers import TrainerCallback
 
 
@@ -71,6 +72,42 @@ def pareto_frontier(points: dict[str, tuple[float, float]], x_higher: bool) -> l
         return ax >= bx and a[1] >= b[1] and (ax > bx or a[1] > b[1])
 
     return [n for n, p in points.items() if not any(beats(q, p) for q in points.values())]
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_digest(folder: Path) -> str:
+    """A model folder's identity: its run record, or (an epoch checkpoint) its weights."""
+    record = folder / "tif_run.json"
+    if record.is_file():
+        return digest(record.read_text())
+    sha = hashlib.sha256()
+    with open(folder / "model.safetensors", "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 24), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def token_group_probs(model, tokenizer, annotated: Path, max_items: int | None = None) -> dict:
+    """Mean probability of the UW tokens and of the GW tokens of annotated records (the
+    trajectory diagnostics: does a method lower the unwanted words, or everything?)."""
+    import numpy as np
+
+    from tif_unlearn.data.encoding import encode_record
+    from tif_unlearn.data.loaders import load_records
+    from tif_unlearn.evaluate.runner import score_records
+
+    records = load_records(annotated)[:max_items]
+    scored = score_records(model, tokenizer, records, desc="UW/GW probabilities")
+    uw, gw = [], []
+    for record, answer in zip(records, scored, strict=True):
+        encoded = encode_record(tokenizer, record)
+        flags = [u for u, label in zip(encoded.uw_mask, encoded.labels, strict=True) if label >= 0]
+        for is_uw, logp in zip(flags[-answer.n_tokens :], answer.token_logps, strict=True):
+            (uw if is_uw else gw).append(float(np.exp(logp)))
+    return {"uw_prob": float(np.mean(uw)), "gw_prob": float(np.mean(gw))}
 
 
 def read_json(path: Path) -> dict | None:
@@ -208,8 +245,6 @@ def trajectories_png(payload: dict, axes: tuple[str, str, bool], labels, summary
     solid for the TIF family, dashed for the baselines, with each family's summary point
     (``summary_keys`` = its x and y names) as a large marker. Right: the mean UW- against
     GW-token probability of the forget set along the same epochs."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,11 +277,7 @@ def trajectories_png(payload: dict, axes: tuple[str, str, bool], labels, summary
     right.set_title("What each method lowers, epoch by epoch", fontsize=9)
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def run_protocol(script: Path, tasks, description: str) -> None:

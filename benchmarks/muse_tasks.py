@@ -379,7 +379,8 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     from tif_unlearn.pipeline import run_unlearn
 
     base, auc = base_probe(p, work, files), retrained_auc(work)
-    target, folder = work / "finetuned", work / "unlearned" / name
+    target, out = work / "finetuned", work / "unlearned" / name
+    folder = work / "checkpoints" / name  # epoch<e> folders (the run's --out is replaced whole)
     tokenizer, trajectory = load_tokenizer(str(target)), []
 
     def on_epoch(model, epoch):
@@ -390,8 +391,9 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     n_forget = len(load_records(files["forget"]))
     ends = epoch_end_steps(n_forget, p.batch_size, p.epochs)
     started = time.time()
-    config = UnlearnConfig(out=str(folder), overwrite=True, **fields)
+    config = UnlearnConfig(out=str(out), overwrite=True, **fields)
     run_unlearn(config, callbacks=[EpochProbe(ends, folder, tokenizer, on_epoch)])
+    shutil.rmtree(out)  # the same weights as the last epoch's checkpoint
     minutes = round((time.time() - started) / 60, 1)
     candidates = best_under_floor(trajectory, SCORE, UTILITY, FLOOR * base[UTILITY], False)
     chosen = None

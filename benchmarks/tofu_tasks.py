@@ -5,6 +5,7 @@ process and caches what it finishes."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -320,7 +321,7 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     reference = retain_reference(p, work)
     base = base_probe(p, work, files, reference)
     finetuned_full = headline(read_json(work / "eval" / "finetuned.json")["result"], reference)
-    folder = work / "unlearned" / name
+    folder = work / "checkpoints" / name  # epoch<e> folders (the run's --out is replaced whole)
     started = time.time()
     trajectory = train_with_probes(p, name, files, work, folder, reference)
     minutes = round((time.time() - started) / 60, 1)
@@ -379,10 +380,10 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
         log_step(f"{name} epoch {epoch}: " + json.dumps({k: round(v, 4) for k, v in point.items()}))
 
     log_step(f"unlearning {name}")
-    config = UnlearnConfig(
-        out=str(folder), overwrite=True, **unlearn_fields(p, name, files, target)
-    )
+    out = work / "unlearned" / name
+    config = UnlearnConfig(out=str(out), overwrite=True, **unlearn_fields(p, name, files, target))
     run_unlearn(config, callbacks=[EpochProbe(ends, folder, tokenizer, on_epoch)])
+    shutil.rmtree(out)  # the same weights as the last epoch's checkpoint
     return trajectory
 
 

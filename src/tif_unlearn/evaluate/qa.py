@@ -60,6 +60,11 @@ class QAEvalOptions:
         for message, ok in checks.items():
             if not ok:
                 raise TifError(message)
+        from ..identify import IDENTIFIERS
+
+        if self.identifier not in IDENTIFIERS:
+            names = ", ".join(IDENTIFIERS)
+            raise TifError(f"unknown identifier {self.identifier!r}; choose one of: {names}")
 
 
 @dataclass(frozen=True)

@@ -38,16 +38,35 @@ def add_eval_qa_parser(kinds) -> None:
     qa.add_argument("--holdout", help="records never trained on (membership inference)")
     qa.add_argument("--reference", help="the model before unlearning (adds before and change)")
     qa.add_argument(
-        "--identifier", default="phrases", help="marks UW in forget records without annotation"
+        "--identifier",
+        default="phrases",
+        help="marks UW in forget records without annotation (default: %(default)s)",
     )
-    qa.add_argument("--leak-samples", type=int, default=8, help="N of the best-of-N leak")
-    qa.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    qa.add_argument("--seed", type=int, default=0, help="sampling seed")
+    qa.add_argument(
+        "--leak-samples",
+        type=int,
+        default=8,
+        help="N of the best-of-N leak; 0: none (default: %(default)s)",
+    )
+    qa.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)"
+    )
+    qa.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     qa.add_argument(
         "--no-format-shift", action="store_true", help="skip the questions in other forms"
     )
-    qa.add_argument("--batch-size", type=int, default=16, help="batch size")
-    qa.add_argument("--max-new-tokens", type=int, default=64, help="answer length")
-    qa.add_argument("--window-length", type=int, default=128, help="tokens per text window")
+    qa.add_argument("--batch-size", type=int, default=16, help="batch size (default: %(default)s)")
+    qa.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=64,
+        help="greedy and sampled answer length (default: %(default)s)",
+    )
+    qa.add_argument(
+        "--window-length",
+        type=int,
+        default=128,
+        help="tokens per window of a text record (default: %(default)s)",
+    )
     qa.add_argument("--out", required=True, help="results .json")
     qa.set_defaults(handler=cmd_eval_qa)

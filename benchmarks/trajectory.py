@@ -58,9 +58,11 @@ class EpochProbe(TrainerCallback):
 def best_under_floor(
     points: list[dict], score: str, utility: str, floor: float, higher_is_better: bool
 ) -> list[dict]:
-    """``points`` whose ``utility`` ≥ ``floor``, best ``score`` first."""
+    """``points`` whose ``utility`` ≥ ``floor``, best ``score`` first; ties (KS p-values on
+    40 items are discrete) go to the higher utility."""
     kept = [p for p in points if p[utility] is not None and p[utility] >= floor]
-    return sorted(kept, key=lambda p: p[score], reverse=higher_is_better)
+    sign = 1 if higher_is_better else -1
+    return sorted(kept, key=lambda p: (sign * p[score], p[utility]), reverse=True)
 
 
 def pareto_frontier(points: dict[str, tuple[float, float]], x_higher: bool) -> list[str]:
@@ -204,7 +206,8 @@ def second_seeds(families, runs: dict, score: str, higher_is_better: bool) -> li
 def family_summary(families, runs: dict, keys: dict[str, str], higher_is_better: bool) -> dict:
     """Per family: the mean over both seeds of its best setting's chosen point. ``keys`` maps
     summary names to result keys, the first being the score (e.g. {"fq": "forget_quality",
-    "mu": "model_utility"})."""
+    "mu": "model_utility"}). A seed with no checkpoint above the floor is listed with None
+    values and left out of the mean."""
     score = next(iter(keys.values()))
     summary = {}
     for family in families:
@@ -212,21 +215,20 @@ def family_summary(families, runs: dict, keys: dict[str, str], higher_is_better:
         if best is None:
             summary[family] = None
             continue
-        names = [n for n in (best, best + "_seed1") if n in runs and runs[n]["chosen"]]
-        seeds = [
-            {
-                **{k: runs[n]["chosen"][v] for k, v in keys.items()},
-                "epoch": runs[n]["chosen"]["epoch"],
-            }
-            for n in names
-        ]
+        seeds = [seed_point(runs[n], keys) for n in (best, best + "_seed1") if n in runs]
+        kept = [s for s in seeds if s["epoch"] is not None]
         summary[family] = {
-            **{k: float(sum(s[k] for s in seeds) / len(seeds)) for k in keys},
+            **{k: float(sum(s[k] for s in kept) / len(kept)) for k in keys},
             "epoch": runs[best]["chosen"]["epoch"],
             "setting": f"lr={parse_run(best)[1]:g}",
             "seeds": seeds,
         }
     return summary
+
+
+def seed_point(run: dict, keys: dict[str, str]) -> dict:
+    chosen = run["chosen"] or {}
+    return {**{k: chosen.get(v) for k, v in keys.items()}, "epoch": chosen.get("epoch")}
 
 
 def command_line(command: str, fields: dict, out: str) -> str:

@@ -35,6 +35,7 @@ from .data.loaders import load_records, load_refusals, parse_field_map
 from .data.records import QARecord, TextRecord
 from .data.windows import window_records
 from .distributed import (
+    check_one_process_per_gpu,
     cpu_only,
     gathered_state_dict,
     is_main_process,
@@ -47,7 +48,7 @@ from .distributed import (
 from .errors import DataError, TifError
 from .methods import METHODS
 from .models import load_model, load_tokenizer, save_model
-from .precision import check_bf16
+from .precision import check_bf16, check_half_precision_weights
 from .trainer import (
     FinetuneTrainer,
     SupervisedDataset,
@@ -141,6 +142,14 @@ def training_arguments(config: TrainConfig, plan: StepPlan, output_dir: str) -> 
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+
+
+def check_hardware(config: TrainConfig) -> None:
+    """Refuse, before any model is loaded, what the hardware would do wrongly or slowly."""
+    check_one_process_per_gpu(torch.cuda.device_count(), world_size())
+    check_half_precision_weights(config.dtype, config.lora_r)
+    if config.bf16:
+        check_bf16(training_device())
 
 
 def encode_all(tokenizer, records, max_length: int) -> list[dict]:
@@ -308,8 +317,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     method = METHODS[config.method]
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
-    if config.bf16:
-        check_bf16(training_device())
+    check_hardware(config)
     inputs = window_inputs(load_unlearn_inputs(config, method, hyper), config)
     digests = {
         name: file_digest(getattr(config, name)) for name in ("forget", "retain", "refusals")
@@ -385,8 +393,7 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
     build TOFU or MUSE target and retain models."""
     check_output(config.out, config.model, config.overwrite)
-    if config.bf16:
-        check_bf16(training_device())
+    check_hardware(config)
     records = load_records(config.data, field_map=parse_field_map(config.field_map))
     records = window_inputs({"data": records}, config)["data"]
     run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})

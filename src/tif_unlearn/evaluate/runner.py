@@ -195,6 +195,15 @@ def chat_prompt(tokenizer, question: str) -> str:
     return prompt + prefix.rstrip(" ")
 
 
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every token that ends an answer: the tokenizer's EOS and the model's own list
+    (``generation_config.eos_token_id``: Llama-3 ends a turn with ``<|eot_id|>``, not EOS)."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += configured if isinstance(configured, list | tuple) else [configured]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
 @torch.no_grad()
 def _generate_batch(
     model,
@@ -219,7 +228,7 @@ def _generate_batch(
         num_beams=1,
         use_cache=True,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=stop_token_ids(model, tokenizer),
         **(decoding or {"do_sample": False}),
     )
     new_tokens = out[:, enc["input_ids"].shape[1] :]

@@ -49,6 +49,7 @@ from .errors import DataError, TifError
 from .methods import METHODS
 from .models import load_model, load_tokenizer, save_model
 from .precision import check_bf16, check_half_precision_weights
+from .report.model_card import model_card
 from .trainer import (
     FinetuneTrainer,
     SupervisedDataset,
@@ -305,7 +306,15 @@ def save_output(trainer, model, tokenizer, config: TrainConfig, record: dict) ->
         return
     record["saved_by_rank"] = rank()
     model = lora.model_to_save(model, config.merge_lora)
-    save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record}, state_dict=state_dict)
+    card = {"README.md": model_card(record)}
+    save_model(
+        model,
+        tokenizer,
+        config.out,
+        extra_json={RUN_FILE: record},
+        state_dict=state_dict,
+        extra_text=card,
+    )
 
 
 def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:

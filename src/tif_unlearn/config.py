@@ -11,6 +11,7 @@ from pathlib import Path
 from .errors import TifError
 
 STEP_COUNTS = ("ceil", "floor")
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
@@ -61,6 +62,13 @@ class TrainConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "recompute activations in backward (less memory)"}
     )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": f"experiment tracking, one of {REPORT_TO} (tensorboard: events in "
+            "<out>.tensorboard/; wandb and mlflow read their usual environment variables)"
+        },
+    )
     save_steps: int = field(
         default=0, metadata={"help": "checkpoint every N steps to <out>.checkpoints (0: off)"}
     )
@@ -95,6 +103,7 @@ class TrainConfig:
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
             (self.step_count in STEP_COUNTS, f"step_count must be one of {STEP_COUNTS}"),
+            (self.report_to in REPORT_TO, f"report_to must be one of {REPORT_TO}"),
             (self.max_length >= 8, "max_length must be >= 8"),
             (self.dtype in DTYPE_NAMES, f"dtype must be one of {DTYPE_NAMES}"),
         ]

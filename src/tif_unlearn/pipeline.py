@@ -7,9 +7,11 @@ folder is written atomically together with ``tif_run.json``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
+import os
 import platform
 import tempfile
 import time
@@ -138,11 +140,44 @@ def training_arguments(config: TrainConfig, plan: StepPlan, output_dir: str) -> 
         use_cpu=cpu_only() or (config.bf16 and training_device().type == "cpu"),
         logging_steps=1,
         **save_options(config),
-        report_to="none",
+        report_to=config.report_to,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+
+
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+def check_tracker(config: TrainConfig) -> None:
+    """``--report-to X`` needs X's package: say so before any model is loaded."""
+    import importlib.util
+
+    package = TRACKER_PACKAGES.get(config.report_to)
+    if package and importlib.util.find_spec(package) is None:
+        raise TifError(
+            f"--report-to {config.report_to} needs the {package} package: "
+            f"pip install {package} (or tif-unlearn[tracking])"
+        )
+
+
+@contextlib.contextmanager
+def tracking_dir(config: TrainConfig):
+    """TensorBoard writes into ``<out>.tensorboard/`` (transformers 5 reads the folder from
+    ``TENSORBOARD_LOGGING_DIR``; the trainer's own output folder is a temporary one)."""
+    if config.report_to != "tensorboard":
+        yield
+        return
+    previous = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(f"{config.out.rstrip('/')}.tensorboard"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = previous
 
 
 def check_hardware(config: TrainConfig) -> None:
@@ -327,6 +362,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
     check_hardware(config)
+    check_tracker(config)
     inputs = window_inputs(load_unlearn_inputs(config, method, hyper), config)
     digests = {
         name: file_digest(getattr(config, name)) for name in ("forget", "retain", "refusals")
@@ -351,7 +387,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     if config.live_reference and reference:
         live = lora.AdapterDisabledReference(model) if config.lora_r else frozen_copy(model)
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch, tracking_dir(config):
         evaluator = eval_callback(config, evaluation, tokenizer, Path(scratch))
         plan = step_plan(config, len(dataset))
         trainer = UnlearnTrainer(
@@ -403,6 +439,7 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     build TOFU or MUSE target and retain models."""
     check_output(config.out, config.model, config.overwrite)
     check_hardware(config)
+    check_tracker(config)
     records = load_records(config.data, field_map=parse_field_map(config.field_map))
     records = window_inputs({"data": records}, config)["data"]
     run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})
@@ -416,7 +453,7 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     model = lora.maybe_add_lora(model, config)
     dataset = SupervisedDataset(encode_all(tokenizer, records, config.max_length))
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch, tracking_dir(config):
         plan = step_plan(config, len(dataset))
         trainer = FinetuneTrainer(
             model=model,

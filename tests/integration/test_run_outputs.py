@@ -1,13 +1,16 @@
-"""The model card written beside every trained model: the hub reads it and its metadata
-round-trips."""
+"""Around a run: the model card written beside every trained model (the hub reads it and its
+metadata round-trips) and experiment tracking (--report-to)."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import pytest
 from huggingface_hub import ModelCard
 
 from tif_unlearn.config import FinetuneConfig, UnlearnConfig
+from tif_unlearn.errors import TifError
 from tif_unlearn.pipeline import run_finetune, run_unlearn
 from tif_unlearn.report.model_card import hub_datasets, hub_model_id, model_card
 
@@ -84,3 +87,26 @@ def test_hub_ids_are_told_apart_from_local_paths(tmp_path):
     (tmp_path / "runs").mkdir()
     assert hub_model_id(str(tmp_path / "runs")) is None
     assert hub_datasets(["hf://locuslab/TOFU/forget01@train", None, "x.jsonl"]) == ["locuslab/TOFU"]
+
+
+def test_report_to_tensorboard_writes_our_loss_parts(tiny_model_dir, qa_files, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _unlearn(tiny_model_dir, qa_files, tmp_path, report_to="tensorboard")
+    events = EventAccumulator(str(tmp_path / "unlearned.tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lpl", "train/pl", "train/retain_nll"} <= tags
+    assert events.Scalars("train/lpl")[0].value == pytest.approx(4 * math.log(2), abs=1e-4)
+
+
+def test_report_to_a_tracker_that_is_not_installed_is_refused_before_loading(
+    tiny_model_dir, qa_files, tmp_path
+):
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is not None:
+        pytest.skip("mlflow is installed here")
+    with pytest.raises(TifError, match="needs the mlflow package"):
+        _unlearn(tiny_model_dir, qa_files, tmp_path, report_to="mlflow")
+    assert not (tmp_path / "unlearned").exists()

@@ -69,6 +69,10 @@ class TrainConfig:
             "<out>.tensorboard/; wandb and mlflow read their usual environment variables)"
         },
     )
+    push_to_hub: str | None = field(
+        default=None, metadata={"help": "after a successful run, upload --out to this hub repo"}
+    )
+    hub_private: bool = field(default=False, metadata={"help": "--push-to-hub: a private repo"})
     save_steps: int = field(
         default=0, metadata={"help": "checkpoint every N steps to <out>.checkpoints (0: off)"}
     )

@@ -180,6 +180,15 @@ def tracking_dir(config: TrainConfig):
             os.environ["TENSORBOARD_LOGGING_DIR"] = previous
 
 
+def push_if_asked(config: TrainConfig) -> None:
+    """``--push-to-hub``: upload the saved folder (never a partial one: it runs last)."""
+    if config.push_to_hub:
+        from .hub import push_folder
+
+        url = push_folder(Path(config.out), config.push_to_hub, private=config.hub_private)
+        log.warning("uploaded %s to %s", config.out, url)
+
+
 def check_hardware(config: TrainConfig) -> None:
     """Refuse, before any model is loaded, what the hardware would do wrongly or slowly."""
     check_one_process_per_gpu(torch.cuda.device_count(), world_size())
@@ -431,6 +440,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     save_output(trainer, model, tokenizer, config, record)
     if is_main_process():
         remove_checkpoints(config.out)
+        push_if_asked(config)
     return Path(config.out)
 
 
@@ -477,4 +487,5 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     save_output(trainer, model, tokenizer, config, record)
     if is_main_process():
         remove_checkpoints(config.out)
+        push_if_asked(config)
     return Path(config.out)

@@ -110,3 +110,27 @@ def test_report_to_a_tracker_that_is_not_installed_is_refused_before_loading(
     with pytest.raises(TifError, match="needs the mlflow package"):
         _unlearn(tiny_model_dir, qa_files, tmp_path, report_to="mlflow")
     assert not (tmp_path / "unlearned").exists()
+
+
+def test_push_to_hub_without_a_token_fails_in_one_line_and_keeps_the_model(
+    tiny_model_dir, qa_files, tmp_path, monkeypatch
+):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    with pytest.raises(TifError, match="no Hugging Face token") as info:
+        _unlearn(tiny_model_dir, qa_files, tmp_path, push_to_hub="me/unlearned")
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "unlearned" / "model.safetensors").is_file()  # saved before the upload
+
+
+def test_push_to_hub_when_the_hub_is_unreachable_keeps_the_model(
+    tiny_model_dir, qa_files, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(TifError, match="--push-to-hub me/unlearned failed") as info:
+        _unlearn(tiny_model_dir, qa_files, tmp_path, push_to_hub="me/unlearned")
+    assert "the model is saved in" in str(info.value) and "\n" not in str(info.value)
+    assert (tmp_path / "unlearned" / "model.safetensors").is_file()

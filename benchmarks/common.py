@@ -83,6 +83,7 @@ def cached_training(kind: str, folder: Path, signature: dict, label: str, **fiel
         "finetune": (FinetuneConfig, run_finetune),
         "unlearn": (UnlearnConfig, run_unlearn),
     }[kind]
+    fields = {"dtype": "float32", **fields}  # the same precision on every machine
     config = config_class(out=str(folder), warmup_epochs=0.5, overwrite=True, **fields)
     return cached_step(folder, signature, label, lambda: run(config))
 

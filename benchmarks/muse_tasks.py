@@ -367,6 +367,7 @@ def unlearn_fields(p: Protocol, name: str, files: dict, target: Path) -> dict:
         "scheduler": "constant",
         "warmup_epochs": 0.0,
         "step_count": "floor",
+        "dtype": "float32",  # the same on every machine the protocol resumes on
         "window_length": p.window_length,
         "short_texts": "keep",
         **options,

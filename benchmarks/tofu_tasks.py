@@ -354,6 +354,7 @@ def unlearn_fields(p: Protocol, name: str, files: dict, target: Path) -> dict:
         "weight_decay": 0.01,
         "scheduler": "linear",
         "step_count": "floor",
+        "dtype": "float32",  # the same on every machine the protocol resumes on
         **options,
     }
 

@@ -13,7 +13,7 @@ from .errors import TifError
 STEP_COUNTS = ("ceil", "floor")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
-DTYPE_NAMES = ("float32", "bfloat16", "float16")
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
 
@@ -43,7 +43,13 @@ class TrainConfig:
     )
     seed: int = field(default=0, metadata={"help": "random seed (data order, retain pairing)"})
     max_length: int = field(default=512, metadata={"help": "truncate examples to N tokens"})
-    dtype: str = field(default="float32", metadata={"help": f"weights dtype, one of {DTYPE_NAMES}"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": f"weights dtype, one of {DTYPE_NAMES}; auto: bf16 autocast with fp32 master "
+            "weights where bf16 is fast (bf16 GPU, AVX-512-BF16/AMX CPU), else float32"
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast (fp32 master weights)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --out"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run model code from the hub"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .precision import add_eval_precision_options, apply_eval_precision
+
 
 def cmd_eval_qa(args: argparse.Namespace) -> int:
     from .cli import _write_results, check_results_path
@@ -18,6 +20,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         window_length=args.window_length,
+        dtype=apply_eval_precision(args),
     )
     files = QAEvalFiles(args.model, args.forget, args.retain, args.holdout, args.reference)
     check_results_path(args.out)
@@ -69,4 +72,5 @@ def add_eval_qa_parser(kinds) -> None:
         help="tokens per window of a text record (default: %(default)s)",
     )
     qa.add_argument("--out", required=True, help="results .json")
+    add_eval_precision_options(qa)
     qa.set_defaults(handler=cmd_eval_qa)

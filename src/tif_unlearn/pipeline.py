@@ -8,6 +8,7 @@ folder is written atomically together with ``tif_run.json``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
@@ -50,7 +51,7 @@ from .distributed import (
 from .errors import DataError, TifError
 from .methods import METHODS
 from .models import load_model, load_tokenizer, save_model
-from .precision import check_bf16, check_half_precision_weights
+from .precision import check_bf16, check_half_precision_weights, training_precision
 from .report.model_card import model_card
 from .trainer import (
     FinetuneTrainer,
@@ -187,6 +188,13 @@ def push_if_asked(config: TrainConfig) -> None:
 
         url = push_folder(Path(config.out), config.push_to_hub, private=config.hub_private)
         log.warning("uploaded %s to %s", config.out, url)
+
+
+def resolve_precision(config):
+    """``config`` with ``--dtype auto`` decided for this device, and what was picked and why
+    (logged once the inputs are checked, recorded in ``tif_run.json``)."""
+    dtype, bf16, reason = training_precision(config.dtype, config.bf16, training_device())
+    return dataclasses.replace(config, dtype=dtype, bf16=bf16), reason
 
 
 def check_hardware(config: TrainConfig) -> None:
@@ -370,6 +378,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     method = METHODS[config.method]
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
+    config, precision = resolve_precision(config)
     check_hardware(config)
     check_tracker(config)
     inputs = window_inputs(load_unlearn_inputs(config, method, hyper), config)
@@ -379,6 +388,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     run_fingerprint = fingerprint(config, digests)
     resume_from = prepare_checkpoints(config, run_fingerprint)
     evaluation = eval_options(config)
+    log.info("precision: %s", precision)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -429,6 +439,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
         },
         "examples": {name: len(examples) for name, examples in streams.items()},
         "tokens": token_counts(streams["forget"]),
+        "precision": precision,
         "versions": library_versions(),
         "world_size": world_size(),
         "train_seconds": round(time.time() - started, 2),
@@ -448,12 +459,14 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
     build TOFU or MUSE target and retain models."""
     check_output(config.out, config.model, config.overwrite)
+    config, precision = resolve_precision(config)
     check_hardware(config)
     check_tracker(config)
     records = load_records(config.data, field_map=parse_field_map(config.field_map))
     records = window_inputs({"data": records}, config)["data"]
     run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})
     resume_from = prepare_checkpoints(config, run_fingerprint)
+    log.info("precision: %s", precision)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -479,6 +492,7 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
         "config": as_dict(config),
         "data": {"source": config.data, "sha256": file_digest(config.data)},
         "examples": len(dataset),
+        "precision": precision,
         "versions": library_versions(),
         "world_size": world_size(),
         "train_seconds": round(time.time() - started, 2),

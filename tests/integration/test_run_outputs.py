@@ -40,6 +40,11 @@ def test_unlearn_writes_a_card_the_hub_reads(tiny_model_dir, qa_files, tmp_path)
     assert run["data"]["forget"]["sha256"] in card.text  # the digest of the data it forgot
     assert "--method tif" in card.text and "--beta 0.5" in card.text
     assert "does not guarantee" in card.text
+    from tif_unlearn.precision import cpu_has_fast_bf16
+
+    # --dtype auto (the default): bf16 autocast only where this CPU runs bf16 fast
+    assert run["config"]["dtype"] == "float32" and run["config"]["bf16"] is cpu_has_fast_bf16()
+    assert run["precision"].startswith("auto: ")
     reloaded = ModelCard(card.content)  # the metadata survives a write / read round trip
     assert reloaded.data.to_dict() == metadata
 

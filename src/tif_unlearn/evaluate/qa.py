@@ -48,6 +48,7 @@ class QAEvalOptions:
     max_length: int = 512  # tokens kept of each scored example
     window_length: int = 128  # tokens per window of a text record
     min_k: float = 0.4
+    dtype: str = "float32"  # weights dtype of the evaluated models (the CLI resolves auto)
 
     def __post_init__(self):
         checks = {
@@ -428,13 +429,13 @@ def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
     records = read_records(files, options)
     sets, reference_result = None, None
     if files.reference:
-        ref_model, ref_tokenizer = load_model(files.reference)
+        ref_model, ref_tokenizer = load_model(files.reference, dtype=options.dtype)
         sets = build_sets(records, ref_tokenizer, options)
         log.info("evaluating the reference model %s", files.reference)
         reference_result = evaluate_model(ref_model, ref_tokenizer, sets, options)
         del ref_model
         gc.collect()
-    model, tokenizer = load_model(files.model)
+    model, tokenizer = load_model(files.model, dtype=options.dtype)
     sets = sets or build_sets(records, tokenizer, options)
     log.info("evaluating %s", files.model)
     results = combine(sets, evaluate_model(model, tokenizer, sets, options), reference_result)

@@ -451,9 +451,9 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
     write_results(
         "muse_mini.json" if full else "muse_mini_quick.json", payload, RESULTS if full else work
     )
-    if full:
-        (RESULTS / "muse_mini.md").write_text(markdown_table(payload) + "\n")
-        (RESULTS / "muse_mini.png").write_bytes(trajectory_png(payload))
+    folder, stem = (RESULTS, "muse_mini") if full else (work, "muse_mini_quick")
+    (folder / f"{stem}.md").write_text(markdown_table(payload) + "\n")
+    (folder / f"{stem}.png").write_bytes(trajectory_png(payload))
     return payload
 
 

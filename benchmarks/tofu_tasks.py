@@ -468,9 +468,9 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
     full = p == Protocol()
     name = "tofu_mini.json" if full else "tofu_mini_quick.json"
     write_results(name, payload, RESULTS if full else work)
-    if full:
-        (RESULTS / "tofu_mini.md").write_text(markdown_table(payload) + "\n")
-        (RESULTS / "tofu_mini.png").write_bytes(trajectory_png(payload))
+    folder, stem = (RESULTS, "tofu_mini") if full else (work, "tofu_mini_quick")
+    (folder / f"{stem}.md").write_text(markdown_table(payload) + "\n")
+    (folder / f"{stem}.png").write_bytes(trajectory_png(payload))
     return payload
 
 

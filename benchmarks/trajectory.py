@@ -175,7 +175,7 @@ def parse_run(name: str) -> tuple[str, float, int]:
 
 def finished_runs(runs_dir: Path, families, recipe: dict) -> dict[str, dict]:
     """The cached results of the runs of ``families`` made with ``recipe``."""
-    runs = {}
+    runs, recipe = {}, json.loads(json.dumps(recipe))  # as stored: tuples become lists
     for path in sorted(runs_dir.glob("*.json")):
         saved = read_json(path)
         if parse_run(path.stem)[0] in families and saved["signature"]["recipe"] == recipe:

@@ -69,7 +69,7 @@ def is_frame_word(token) -> bool:
     return is_given_noun(token) or is_relational_head(token)
 
 
-def _word_at(text: str) -> dict[int, str]:
+def word_at(text: str) -> dict[int, str]:
     """Character index -> the normalized word (``WORD_PATTERN``) covering it."""
     covering = {}
     for start, end in words(text):
@@ -83,13 +83,13 @@ def content_word_spans(doc, context: set[str] = frozenset(), *, frames: bool = T
     leaving out possessive endings, frame words (``frames``: given nouns and relational heads)
     and tokens of words in ``context`` (normalized words; a token is compared as the whole
     word it is part of: "Al" in "Al-Kuwaiti's")."""
-    word_at = _word_at(doc.text)
+    covering = word_at(doc.text)
     spans = []
     for phrase in [*doc.noun_chunks, *doc.ents]:
         for token in phrase:
             if token.pos_ not in CONTENT_POS or token.tag_ == "POS":
                 continue
-            if word_at.get(token.idx) in context or (frames and is_frame_word(token)):
+            if covering.get(token.idx) in context or (frames and is_frame_word(token)):
                 continue
             spans.append((token.idx, token.idx + len(token)))
     return spans

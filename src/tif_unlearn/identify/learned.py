@@ -29,9 +29,9 @@ import numpy as np
 
 from ..data.records import Record, Span
 from ..errors import TifError
-from .base import Failed, IdentifyResult, SampleResult, run_batched
+from .base import Failed, IdentifyResult, SampleResult, question_words, run_batched
 from .features import FEATURE_VERSION, answer_tokens, doc_features
-from .ner import DEFAULT_SPACY_MODEL, load_spacy
+from .ner import DEFAULT_SPACY_MODEL, _given_by_question, load_spacy
 from .personal import personal_data_spans
 
 DEFAULT_MODEL_RESOURCE = "learned_forget05.json"
@@ -42,7 +42,7 @@ class LearnedConfig:
     """How to fit a ``learned`` model."""
 
     l2: float = field(default=1.0, metadata={"help": "L2 penalty on the weights"})
-    threshold: float = field(default=0.5, metadata={"help": "UW when probability >= this"})
+    threshold: float = field(default=0.4, metadata={"help": "UW when probability >= this"})
     min_count: int = field(default=2, metadata={"help": "drop features seen fewer times"})
     lexical: bool = field(default=True, metadata={"help": "lemmas are features"})
     max_iter: int = field(default=500, metadata={"help": "L-BFGS iterations"})
@@ -59,7 +59,7 @@ class LearnedModel:
 
     weights: dict[str, float]
     bias: float
-    threshold: float = 0.5
+    threshold: float = 0.4
     lexical: bool = True
     spacy_model: str = DEFAULT_SPACY_MODEL
     trained_on: dict = field(default_factory=dict)
@@ -90,7 +90,8 @@ def load_learned_model(path: str | Path | None = None) -> LearnedModel:
             payload = json.loads(Path(path).read_text(encoding="utf-8"))
         model = LearnedModel(**payload)
     except (OSError, ValueError, TypeError) as exc:
-        raise TifError(f"could not read the learned model {path or DEFAULT_MODEL_RESOURCE}: {exc}")
+        where = path or DEFAULT_MODEL_RESOURCE
+        raise TifError(f"could not read the learned model {where}: {exc}") from exc
     if model.feature_version != FEATURE_VERSION:
         raise TifError(
             f"{path}: made for feature version {model.feature_version}, this is {FEATURE_VERSION}"
@@ -216,7 +217,11 @@ def identify_learned(
         for record, doc in zip(batch, nlp.pipe(r.target for r in batch), strict=True):
             features = doc_features(doc, record, nlp, lexical=fitted.lexical)
             spans = predicted_spans(doc, features, fitted)
-            results.append(spans + (personal_data_spans(record.target) if personal_data else []))
+            if personal_data:
+                asked = question_words(record)
+                found = personal_data_spans(record.target)
+                spans += [s for s in found if not _given_by_question(record.target, s, asked)]
+            results.append(spans)
         return results
 
     return run_batched(

@@ -80,9 +80,22 @@ def _strip_tokens(tokens) -> Span | None:
     return (tokens[0].idx, tokens[-1].idx + len(tokens[-1])) if tokens else None
 
 
+QUOTE_MARKS = frozenset("\"'‘’“”")
+
+
+def _has_quote_mark(text: str, span: Span) -> bool:
+    """Whether ``text[span]`` holds a quotation mark (not an apostrophe between two letters):
+    spaCy sometimes makes one entity of two quoted titles ("'A', 'B'")."""
+    start, end = span
+    return any(
+        text[k] in QUOTE_MARKS and not (text[k - 1 : k].isalpha() and text[k + 1 : k + 2].isalpha())
+        for k in range(start, end)
+    )
+
+
 def _entity_spans(doc, labels: frozenset[str]) -> list[Span]:
     spans = (_strip_tokens(ent) for ent in doc.ents if ent.label_ in labels)
-    return [s for s in spans if s]
+    return [s for s in spans if s and not _has_quote_mark(doc.text, s)]
 
 
 def _number_spans(doc) -> list[Span]:
@@ -108,8 +121,10 @@ def _is_connector(token) -> bool:
     two parts of one word ("Al-Kuwaiti")."""
     if token.is_lower and token.lower_ in TITLE_CONNECTORS:
         return True
-    glued = token.i > 0 and not token.doc[token.i - 1].whitespace_ and not token.whitespace_
-    return glued and token.text in {"-", "'", "’"}
+    doc, i = token.doc, token.i
+    glued = i > 0 and not doc[i - 1].whitespace_ and not token.whitespace_
+    between_letters = glued and i + 1 < len(doc) and doc[i + 1].text[:1].isalpha()
+    return between_letters and token.text in {"-", "'", "’"}
 
 
 def _title_spans(doc) -> list[Span]:
@@ -124,7 +139,7 @@ def _title_spans(doc) -> list[Span]:
                 run.pop()
             spans.append(_strip_tokens(run))
             run = []
-    return [s for s in spans if s]
+    return [s for s in spans if s and not _has_quote_mark(doc.text, s)]
 
 
 def quoted_title_spans(text: str) -> list[Span]:

@@ -17,7 +17,14 @@ from ..data.records import Record, Span
 from .base import normalized_words, question_of
 from .frequency import zipf
 from .ner import doc_spans, quoted_title_spans
-from .phrases import content_word_spans, is_given_noun, is_relational_head, word_at
+from .phrases import (
+    content_word_spans,
+    describes_a_name,
+    is_given_noun,
+    is_predicated_role,
+    is_relational_head,
+    word_at,
+)
 
 WH_WORDS = ("what", "who", "whom", "whose", "where", "when", "which", "why", "how")
 FEATURE_VERSION = 1
@@ -77,6 +84,8 @@ def token_own_features(token, lexical: bool) -> list[str]:
         "sent_start": bool(token.is_sent_start),
         "given_noun": is_given_noun(token),
         "relational_head": is_relational_head(token),
+        "predicated_role": is_predicated_role(token),
+        "describes_a_name": describes_a_name(token),
     }
     feats += [name for name, on in flags.items() if on]
     if lexical or token.is_stop:

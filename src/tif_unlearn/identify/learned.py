@@ -33,6 +33,7 @@ from .base import Failed, IdentifyResult, SampleResult, question_words, run_batc
 from .features import FEATURE_VERSION, answer_tokens, doc_features
 from .ner import DEFAULT_SPACY_MODEL, _given_by_question, load_spacy
 from .personal import personal_data_spans
+from .phrases import CONTENT_POS, MODIFIER_DEPS, is_predicated_role
 
 DEFAULT_MODEL_RESOURCE = "learned_forget05.json"
 
@@ -186,6 +187,29 @@ def _glued(doc, token) -> bool:
     )
 
 
+PERSONAL_PRONOUNS = frozenset({"i", "you", "he", "she", "we", "they"})
+
+
+def _subject_is_a_person(verb) -> bool:
+    subjects = [c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass")]
+    return any(s.lower_ in PERSONAL_PRONOUNS or s.ent_type_ == "PERSON" for s in subjects)
+
+
+def is_job_title_word(token) -> bool:
+    """A word of the role a sentence gives a person: "she works as a [senior data analyst]",
+    "he was [an auditor]" (subject a personal pronoun or a person's name)."""
+    if token.pos_ not in CONTENT_POS or not is_predicated_role(token):
+        return False
+    role = token.head if token.dep_ in MODIFIER_DEPS else token
+    verb = role.head if role.dep_ == "attr" else role.head.head
+    return _subject_is_a_person(verb)
+
+
+def role_spans(doc) -> list[Span]:
+    """Job titles (:func:`is_job_title_word`), which answers used for fitting seldom hold."""
+    return [(t.idx, t.idx + len(t)) for t in doc if is_job_title_word(t)]
+
+
 def predicted_spans(doc, features: list[list[str]], model: LearnedModel) -> list[Span]:
     """Spans of the tokens the model marks UW; glued punctuation between two UW tokens joins
     them ("Al" "-" "Kuwaiti" -> "Al-Kuwaiti")."""
@@ -219,7 +243,7 @@ def identify_learned(
             spans = predicted_spans(doc, features, fitted)
             if personal_data:
                 asked = question_words(record)
-                found = personal_data_spans(record.target)
+                found = personal_data_spans(record.target) + role_spans(doc)
                 spans += [s for s in found if not _given_by_question(record.target, s, asked)]
             results.append(spans)
         return results

@@ -72,7 +72,19 @@ def describes_a_name(token) -> bool:
     return token.pos_ == "ADJ" and token.dep_ == "amod" and token.head.pos_ == "PROPN"
 
 
+def is_predicated_role(token) -> bool:
+    """A noun (or its modifier) that the sentence predicates of its subject: "he is [the chief
+    financial officer] of ...", "works as [a maintenance engineer]". What the subject *is* is
+    the fact, even with a determiner or an "of" complement."""
+    head = token.head if token.dep_ in MODIFIER_DEPS else token
+    if head.pos_ != "NOUN":
+        return False
+    return head.dep_ == "attr" or (head.dep_ == "pobj" and head.head.lower_ == "as")
+
+
 def is_frame_word(token) -> bool:
+    if is_predicated_role(token):
+        return False
     return is_given_noun(token) or is_relational_head(token) or describes_a_name(token)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..data.records import Record, Span
 from .base import normalized_words, question_of
 from .frequency import zipf
-from .ner import doc_spans, quoted_title_spans
+from .ner import _given_by_question, doc_spans, quoted_title_spans
 from .phrases import (
     content_word_spans,
     describes_a_name,
@@ -119,12 +119,15 @@ def _position(token, n_tokens: int) -> str:
 
 
 def doc_context(doc, record: Record, nlp) -> dict:
-    """What the features of every token of ``doc`` need: question, noun chunks, rule spans."""
+    """What the features of every token of ``doc`` need: question, noun chunks, the spans of
+    the ``phrases`` and ``ner`` rules (without the words the question gives)."""
+    question = question_context(question_of(record), nlp)
+    asked = question[0]
     return {
-        "question": question_context(question_of(record), nlp),
+        "question": question,
         "chunk_tokens": {t.i for chunk in doc.noun_chunks for t in chunk},
-        "phrases": content_word_spans(doc),
-        "ner": doc_spans(doc),
+        "phrases": content_word_spans(doc, asked),
+        "ner": [s for s in doc_spans(doc) if not _given_by_question(doc.text, s, asked)],
         "quoted": quoted_title_spans(doc.text),
         "word_at": word_at(doc.text),
     }

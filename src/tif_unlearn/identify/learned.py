@@ -221,17 +221,27 @@ def predicted_spans(doc, features: list[list[str]], model: LearnedModel) -> list
     return [(t.idx, t.idx + len(t)) for t, on in zip(tokens, marked, strict=True) if on]
 
 
+def not_in_question(record: Record, spans: list[Span]) -> list[Span]:
+    """The spans whose words are not all words of the record's question."""
+    asked = question_words(record)
+    return [s for s in spans if not _given_by_question(record.target, s, asked)]
+
+
 def identify_learned(
     records: Sequence[Record],
     *,
     model: str | Path | LearnedModel | None = None,
     personal_data: bool = True,
+    question_aware: bool = False,
     batch_size: int = 64,
     progress: bool = True,
 ) -> IdentifyResult:
     """Mark the tokens a fitted classifier scores as UW (``model``: a :class:`LearnedModel`, a
     saved JSON file, or None for the packaged default fitted on TOFU forget05); with
-    ``personal_data`` also e-mail addresses, URLs and numbers."""
+    ``personal_data`` also e-mail addresses, URLs, numbers and job titles (unless the question
+    gives them); ``question_aware`` also drops what the classifier marks when the question
+    gives it (off: the classifier sees whether the question holds a word and learns from the
+    annotations how much that matters)."""
     started = time.perf_counter()
     fitted = model if isinstance(model, LearnedModel) else load_learned_model(model)
     nlp = load_spacy(fitted.spacy_model, lemmas=True)
@@ -241,10 +251,11 @@ def identify_learned(
         for record, doc in zip(batch, nlp.pipe(r.target for r in batch), strict=True):
             features = doc_features(doc, record, nlp, lexical=fitted.lexical)
             spans = predicted_spans(doc, features, fitted)
+            if question_aware:
+                spans = not_in_question(record, spans)
             if personal_data:
-                asked = question_words(record)
                 found = personal_data_spans(record.target) + role_spans(doc)
-                spans += [s for s in found if not _given_by_question(record.target, s, asked)]
+                spans += not_in_question(record, found)
             results.append(spans)
         return results
 

@@ -85,8 +85,10 @@ def load_learned_model(path: str | Path | None = None) -> LearnedModel:
     """Read a model saved by :meth:`LearnedModel.save`; None reads the packaged default."""
     try:
         if path is None:
-            text = resources.files("tif_unlearn.resources").joinpath(DEFAULT_MODEL_RESOURCE)
-            payload = json.loads(text.read_text(encoding="utf-8"))
+            packaged = resources.files("tif_unlearn").joinpath(
+                f"resources/{DEFAULT_MODEL_RESOURCE}"
+            )
+            payload = json.loads(packaged.read_text(encoding="utf-8"))
         else:
             payload = json.loads(Path(path).read_text(encoding="utf-8"))
         model = LearnedModel(**payload)
@@ -173,7 +175,11 @@ def fit_learned(records: Sequence[Record], config: LearnedConfig = LearnedConfig
         threshold=config.threshold,
         lexical=config.lexical,
         spacy_model=config.spacy_model,
-        trained_on={"answers": len(records), "tokens": len(labels), "uw_share": labels.mean()},
+        trained_on={
+            "answers": len(records),
+            "tokens": len(labels),
+            "uw_share": round(float(labels.mean()), 4),
+        },
     )
 
 

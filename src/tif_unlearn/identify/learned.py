@@ -4,9 +4,9 @@ Each non-space token of an answer is described by feature strings
 (:mod:`~tif_unlearn.identify.features`: spaCy grammar and entities, shape, rarity, the question,
 the ``phrases``/``ner`` verdicts, the neighbours' grammar) and scored by an L2-regularised
 logistic regression; a token is UW when its probability reaches ``threshold``. Structured
-personal data (e-mail addresses, URLs, numbers) are UW whatever the classifier says
-(:func:`~tif_unlearn.identify.personal.personal_data_spans`): answers used to fit a model seldom
-hold any, so no classifier could learn them.
+personal data (e-mail addresses, URLs, numbers) and job titles are UW whatever the classifier
+says (:mod:`~tif_unlearn.identify.personal`): answers used to fit a model seldom hold any, so
+no classifier could learn them.
 
 A fitted model is a small JSON file (weights by feature name). The package ships one fitted
 on all 200 answers of TOFU forget05 with the TIF paper's GPT-4o spans
@@ -29,11 +29,11 @@ import numpy as np
 
 from ..data.records import Record, Span
 from ..errors import TifError
-from .base import Failed, IdentifyResult, SampleResult, question_words, run_batched
+from .base import IdentifyResult, SampleResult, question_words, run_batched
 from .features import FEATURE_VERSION, answer_tokens, doc_features
 from .ner import DEFAULT_SPACY_MODEL, _given_by_question, load_spacy
 from .personal import personal_data_spans
-from .phrases import CONTENT_POS, MODIFIER_DEPS, is_predicated_role
+from .roles import job_title_spans
 
 DEFAULT_MODEL_RESOURCE = "learned_forget05.json"
 
@@ -193,29 +193,6 @@ def _glued(doc, token) -> bool:
     )
 
 
-PERSONAL_PRONOUNS = frozenset({"i", "you", "he", "she", "we", "they"})
-
-
-def _subject_is_a_person(verb) -> bool:
-    subjects = [c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass")]
-    return any(s.lower_ in PERSONAL_PRONOUNS or s.ent_type_ == "PERSON" for s in subjects)
-
-
-def is_job_title_word(token) -> bool:
-    """A word of the role a sentence gives a person: "she works as a [senior data analyst]",
-    "he was [an auditor]" (subject a personal pronoun or a person's name)."""
-    if token.pos_ not in CONTENT_POS or not is_predicated_role(token):
-        return False
-    role = token.head if token.dep_ in MODIFIER_DEPS else token
-    verb = role.head if role.dep_ == "attr" else role.head.head
-    return _subject_is_a_person(verb)
-
-
-def role_spans(doc) -> list[Span]:
-    """Job titles (:func:`is_job_title_word`), which answers used for fitting seldom hold."""
-    return [(t.idx, t.idx + len(t)) for t in doc if is_job_title_word(t)]
-
-
 def predicted_spans(doc, features: list[list[str]], model: LearnedModel) -> list[Span]:
     """Spans of the tokens the model marks UW; glued punctuation between two UW tokens joins
     them ("Al" "-" "Kuwaiti" -> "Al-Kuwaiti")."""
@@ -260,7 +237,7 @@ def identify_learned(
             if question_aware:
                 spans = not_in_question(record, spans)
             if personal_data:
-                found = personal_data_spans(record.target) + role_spans(doc)
+                found = personal_data_spans(record.target) + job_title_spans(doc)
                 spans += not_in_question(record, found)
             results.append(spans)
         return results
@@ -271,7 +248,6 @@ def identify_learned(
 
 
 __all__ = [
-    "Failed",
     "LearnedConfig",
     "LearnedModel",
     "fit_learned",

@@ -4,7 +4,7 @@ Whatever the sentence around them, these strings identify a person or an account
 ``phrases`` and ``learned`` identifiers always mark them UW. Found by their form alone (no
 word lists): an e-mail address, a URL, a run of digits joined by separators
 ("+1 (555) 013-4477", "1987-04-12", "12/04/1987") and any word that contains a digit
-("AB12CD", "4th").
+("AB12CD", "4th"). Job titles are found by syntax instead (:mod:`.roles`).
 """
 
 from __future__ import annotations

@@ -111,6 +111,10 @@ def check_learned_options(args: argparse.Namespace) -> None:
         raise TifError("give either --train (fit a new model) or --learned-model, not both")
     if args.train and not (args.save or args.data):
         raise TifError("--train needs --save FILE (or --data and --out to use the model at once)")
+    if args.train and args.data and not args.out:
+        raise TifError("tif identify needs --data and --out (or --score --gold --pred)")
+    if args.save and Path(args.save).is_dir():
+        raise TifError(f"{args.save} is a folder; give a file path for --save")
 
 
 def train_learned(args: argparse.Namespace):

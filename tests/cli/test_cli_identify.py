@@ -160,6 +160,11 @@ def test_learned_train_save_then_use_the_saved_model(tmp_path, annotated_file):
         (["--identifier", "ner", "--learned-model", "m.json"], "apply to --identifier learned"),
         (["--identifier", "learned", "--train", "g.jsonl"], "--train needs --save"),
         (
+            ["--identifier", "learned", "--train", "g.jsonl", "--data", "d.jsonl"],
+            "--data and --out",
+        ),
+        (["--identifier", "learned", "--train", "g.jsonl", "--save", "."], "is a folder"),
+        (
             ["--identifier", "learned", "--train", "g.jsonl", "--learned-model", "m.json"],
             "not both",
         ),

@@ -17,6 +17,7 @@ weights on a fixed feature order, no randomness.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import time
@@ -29,9 +30,14 @@ import numpy as np
 
 from ..data.records import Record, Span
 from ..errors import TifError
-from .base import IdentifyResult, SampleResult, question_words, run_batched
+from .base import IdentifyResult, SampleResult, question_words, run_batched, words
 from .features import FEATURE_VERSION, answer_tokens, doc_features
-from .ner import DEFAULT_SPACY_MODEL, _given_by_question, load_spacy
+from .ner import (
+    DEFAULT_SPACY_MODEL,
+    _given_by_question,
+    load_spacy,
+    quoted_title_spans,
+)
 from .personal import personal_data_spans
 from .roles import job_title_spans
 
@@ -193,11 +199,32 @@ def _glued(doc, token) -> bool:
     )
 
 
+def token_groups(doc, tokens) -> list[list[int]]:
+    """Indices (into ``tokens``) of the tokens of each multi-token word ("multi-author") and
+    each quoted title: units that are UW or GW as a whole."""
+    starts = [t.idx for t in tokens]
+    groups = []
+    for start, end in [*words(doc.text), *quoted_title_spans(doc.text)]:
+        k, inside = bisect.bisect_left(starts, start), []
+        while k < len(tokens) and tokens[k].idx + len(tokens[k]) <= end:
+            inside.append(k)
+            k += 1
+        if len(inside) > 1:
+            groups.append(inside)
+    return groups
+
+
 def predicted_spans(doc, features: list[list[str]], model: LearnedModel) -> list[Span]:
-    """Spans of the tokens the model marks UW; glued punctuation between two UW tokens joins
-    them ("Al" "-" "Kuwaiti" -> "Al-Kuwaiti")."""
+    """Spans of the tokens the model marks UW. A unit of several tokens (:func:`token_groups`)
+    is marked as a whole when its tokens' mean probability reaches the threshold; glued
+    punctuation between two UW tokens joins them ("Al" "-" "Kuwaiti" -> "Al-Kuwaiti")."""
     tokens = answer_tokens(doc)
-    marked = list(model.probabilities(features) >= model.threshold) if tokens else []
+    probs = model.probabilities(features) if tokens else np.zeros(0)
+    marked = list(probs >= model.threshold)
+    for group in token_groups(doc, tokens):
+        whole = bool(probs[group].mean() >= model.threshold)
+        for k in group:
+            marked[k] = whole
     for k in range(1, len(tokens) - 1):
         if _glued(doc, tokens[k]) and marked[k - 1] and marked[k + 1]:
             marked[k] = True

@@ -13,6 +13,7 @@ from dataclasses import MISSING, fields
 
 from .config import FinetuneConfig, UnlearnConfig, build_config
 from .errors import TifError
+from .eval_qa_cli import add_eval_qa_parser
 from .identify_cli import add_identify_parser
 
 log = logging.getLogger("tif_unlearn")
@@ -161,7 +162,7 @@ def cmd_eval_muse(args: argparse.Namespace) -> int:
 
 
 def add_eval_parsers(sub) -> None:
-    evaluate = sub.add_parser("eval", help="evaluate a model on TOFU or MUSE")
+    evaluate = sub.add_parser("eval", help="evaluate a model on TOFU, MUSE or your own records")
     kinds = evaluate.add_subparsers(dest="benchmark", required=True, parser_class=OneLineParser)
     tofu = kinds.add_parser("tofu", help="TOFU: forget quality, model utility, MIA")
     tofu.add_argument("--model", required=True, help="model to evaluate")
@@ -187,6 +188,7 @@ def add_eval_parsers(sub) -> None:
     aggregate.add_argument("--forget-logs", required=True, help="logs folder of the model")
     aggregate.add_argument("--retain-logs", help="logs folder of the retain model")
     aggregate.set_defaults(handler=cmd_eval_aggregate)
+    add_eval_qa_parser(kinds)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

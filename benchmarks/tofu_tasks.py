@@ -39,6 +39,7 @@ from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
 
 QA_PER_AUTHOR, FORGET_AUTHORS = 20, 2
 GPT4O_ANNOTATIONS = Path("tofu-uw-annotations", "forget01.llm.jsonl")
+FORGET05_ANNOTATIONS = Path("tofu-uw-annotations", "forget05.llm.jsonl")
 RUNS_DIR = RESULTS / "tofu_mini_runs"
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
 BASE_MODELS = (
@@ -60,6 +61,8 @@ FAMILIES = {
     "tif-simnpo": ("simnpo", "gpt4o", {"targeted": True}),
     "tif-centered": ("tif", "gpt4o", {"lpl_space": "centered"}),
     "tif-graddiff": ("graddiff", "gpt4o", {"targeted": True}),
+    # TIF with the best local identifier: `learned`, fitted on forget05's other 8 authors.
+    "tif-learned": ("tif", "learned", {}),
 }
 
 
@@ -137,7 +140,29 @@ def build_data(p: Protocol, work: Path) -> dict[str, Path]:
         write_annotated([QARecord(r["question"], r["answer"]) for r in rows], files[name])
     files["gpt4o"] = work / "data" / "forget.gpt4o.jsonl"
     write_annotated(gpt4o, files["gpt4o"])
+    if "tif-learned" in p.families:
+        files["learned"] = work / "data" / "forget.learned.jsonl"
+        write_annotated(learned_annotations(forget_rows), files["learned"])
     return files
+
+
+def learned_annotations(forget_rows: list[dict]) -> list[QARecord]:
+    """forget01 annotated by `learned` fitted on the GPT-4o spans of forget05's first 8
+    authors (forget05 = the last 10 authors, forget01 = the last 2): held out, unlike the
+    packaged model, which saw forget01's authors."""
+    from tif_unlearn.identify import identify
+    from tif_unlearn.identify.learned import fit_learned
+
+    forget05 = load_records(default_tofu_dir().parent / FORGET05_ANNOTATIONS)
+    others, last = forget05[: -len(forget_rows)], forget05[-len(forget_rows) :]
+    if [r.question for r in last] != [r["question"] for r in forget_rows]:
+        raise SystemExit("forget05's annotations do not end with forget01")
+    model = fit_learned(others)
+    records = [QARecord(r["question"], r["answer"]) for r in forget_rows]
+    result = identify("learned", records, model=model, progress=False)
+    if result.failures:
+        raise SystemExit(f"learned failed on {len(result.failures)} answers")
+    return result.annotated()
 
 
 def finetune(p: Protocol, name: str, files: dict, work: Path) -> Path:

@@ -5,6 +5,7 @@ own one-thread process and caches what it finishes."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,9 +30,9 @@ from trajectory import (
     second_seeds,
     token_group_probs,
     trajectories_png,
+    write_records,
 )
 
-from tif_unlearn.data.annotations import write_annotated
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.records import TextRecord
 
@@ -169,11 +170,14 @@ def write_muse_folder(p: Protocol, parts: dict, source: Path, folder: Path) -> N
     for split in ("forget_qa", "retain_qa"):
         rows = json.loads((source / f"knowmem/{split}.json").read_text())
         files[f"knowmem/{split}.json"] = rows[: p.knowmem_items]
-    for relative, rows in files.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(json.dumps(rows, ensure_ascii=False))
-    for relative in ICL_FILES:
-        shutil.copyfile(source / relative, folder / relative)
+    texts = {relative: json.dumps(rows, ensure_ascii=False) for relative, rows in files.items()}
+    texts.update({relative: (source / relative).read_text() for relative in ICL_FILES})
+    for relative, text in texts.items():  # atomically: the other worker may be reading them
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
 
 
 def build_data(p: Protocol, work: Path) -> dict[str, Path]:
@@ -191,10 +195,10 @@ def build_data(p: Protocol, work: Path) -> dict[str, Path]:
     forget = [TextRecord(t) for t in parts["forget"]]
     retain = [TextRecord(t) for t in parts["retain"]]
     files = {name: data / f"{name}.jsonl" for name in ("forget", "retain", "train", "local")}
-    write_annotated(forget, files["forget"])
-    write_annotated(retain, files["retain"])
-    write_annotated(forget + retain, files["train"])
-    write_annotated(local_annotations(p, forget), files["local"])
+    write_records(forget, files["forget"])
+    write_records(retain, files["retain"])
+    write_records(forget + retain, files["train"])
+    write_records(local_annotations(p, forget), files["local"])
     files["muse"] = data / "muse"
     write_muse_folder(p, parts, source, files["muse"])
     check_muse_data(MuseEvalOptions(data_dir=str(files["muse"])))

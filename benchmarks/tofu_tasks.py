@@ -30,9 +30,9 @@ from trajectory import (
     second_seeds,
     token_group_probs,
     trajectories_png,
+    write_records,
 )
 
-from tif_unlearn.data.annotations import write_annotated
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
@@ -137,12 +137,12 @@ def build_data(p: Protocol, work: Path) -> dict[str, Path]:
     files = {}
     for name, rows in sets.items():
         files[name] = work / "data" / f"{name}.jsonl"
-        write_annotated([QARecord(r["question"], r["answer"]) for r in rows], files[name])
+        write_records([QARecord(r["question"], r["answer"]) for r in rows], files[name])
     files["gpt4o"] = work / "data" / "forget.gpt4o.jsonl"
-    write_annotated(gpt4o, files["gpt4o"])
+    write_records(gpt4o, files["gpt4o"])
     if "tif-learned" in p.families:
         files["learned"] = work / "data" / "forget.learned.jsonl"
-        write_annotated(learned_annotations(forget_rows), files["learned"])
+        write_records(learned_annotations(forget_rows), files["learned"])
     return files
 
 

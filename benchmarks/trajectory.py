@@ -112,6 +112,20 @@ def token_group_probs(model, tokenizer, annotated: Path, max_items: int | None =
     return {"uw_prob": float(np.mean(uw)), "gw_prob": float(np.mean(gw))}
 
 
+def write_records(records, path: Path) -> Path:
+    """``write_annotated`` through a temporary file: the tasks running side by side rewrite the
+    same data files, and a reader must never see one half-written."""
+    import os
+
+    from tif_unlearn.data.annotations import write_annotated
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write_annotated(records, tmp)
+    tmp.replace(path)
+    return path
+
+
 def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 

@@ -388,13 +388,13 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     run_fingerprint = fingerprint(config, digests)
     resume_from = prepare_checkpoints(config, run_fingerprint)
     evaluation = eval_options(config)
-    log.info("precision: %s", precision)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
     )
+    log.info("precision: %s", precision)
     reference = method.reference(hyper)
     model.to(training_device())
     streams = build_streams(model, tokenizer, inputs, config, reference)
@@ -466,13 +466,13 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     records = window_inputs({"data": records}, config)["data"]
     run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})
     resume_from = prepare_checkpoints(config, run_fingerprint)
-    log.info("precision: %s", precision)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
     )
+    log.info("precision: %s", precision)
     model = lora.maybe_add_lora(model, config)
     dataset = SupervisedDataset(encode_all(tokenizer, records, config.max_length))
     started = time.time()

@@ -1,17 +1,8 @@
-"""Load rows and records from JSON / JSON Lines files or the Hugging Face hub.
+"""Load rows and records from files, the Hugging Face hub or ``tofu:SPLIT``, and refusals.
 
-Every problem with the input becomes a :class:`~tif_unlearn.errors.DataError` (located by file,
-line and field) or a :class:`~tif_unlearn.errors.TifError`; no input makes these functions fail
-with a traceback.
-
-Accepted file layouts (decided by content, not by the file's extension):
-
-- one JSON array (over any number of lines): each element's line is the line where it starts;
-- JSON Lines: one JSON value per line, blank lines skipped;
-- several JSON arrays, one per line: flattened, each element keeps its own line.
-
-More generally the file is read as a sequence of JSON values separated by whitespace; a value
-that is an array contributes its elements, any other value contributes itself.
+Reading files and hub datasets is :mod:`~tif_unlearn.data.sources`; here: source resolution
+(``tofu:`` included), rows to records, and refusal sentences. Every problem with the input
+becomes a :class:`~tif_unlearn.errors.DataError` or :class:`~tif_unlearn.errors.TifError`.
 """
 
 from __future__ import annotations
@@ -19,15 +10,34 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 
 from tif_unlearn.data.annotations import spans_from_row
 from tif_unlearn.data.records import QARecord, Record, TextRecord
+from tif_unlearn.data.sources import (
+    HUB_PREFIX,
+    _read_text,
+    _row_dict,
+    _type_name,
+    file_or_hub_rows,
+    read_json_rows,
+    read_text_document,
+)
+from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
 from tif_unlearn.errors import DataError, TifError
+
+__all__ = [
+    "BUILTIN_REFUSALS",
+    "HUB_PREFIX",
+    "load_records",
+    "load_refusals",
+    "load_rows",
+    "parse_field_map",
+    "read_json_rows",
+    "read_text_document",
+]
 
 logger = logging.getLogger("tif_unlearn")
 
-HUB_PREFIX = "hf://"
 TOFU_PREFIX = "tofu:"  # tofu:forget01 -> the TOFU split, local folder or hub
 RECORD_KINDS = ("auto", "qa", "text")
 
@@ -44,132 +54,6 @@ BUILTIN_REFUSALS: tuple[str, ...] = (
     "That is beyond what I know.",
     "I'm unfamiliar with that topic.",
 )
-
-_WHITESPACE = " \t\r\n"
-_DECODER = json.JSONDecoder()
-
-
-# ---------------------------------------------------------------------------- reading files
-
-
-class _LineCounter:
-    """Map character offsets of one text to 1-based line numbers (offsets must not decrease)."""
-
-    def __init__(self, text: str):
-        self.text, self.pos, self.line = text, 0, 1
-
-    def line_at(self, pos: int) -> int:
-        self.line += self.text.count("\n", self.pos, pos)
-        self.pos = pos
-        return self.line
-
-
-def _read_text(path: str | os.PathLike[str]) -> str:
-    """Read a UTF-8 text file (a leading BOM is dropped); DataError if missing or not UTF-8."""
-    where = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise DataError("file not found", path=where)
-    if p.is_dir():
-        raise DataError("is a directory, expected a .json or .jsonl file", path=where)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read file: {exc.strerror or exc}", path=where) from exc
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"invalid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
-            path=where,
-            line=line,
-        ) from exc
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in _WHITESPACE:
-        pos += 1
-    return pos
-
-
-def _decode_value(text: str, pos: int, where: str) -> tuple[object, int]:
-    """Decode one JSON value starting at ``pos``; any failure is a DataError with its line."""
-    try:
-        return _DECODER.raw_decode(text, pos)
-    except json.JSONDecodeError as exc:
-        start_line = text.count("\n", 0, pos) + 1
-        at = f"column {exc.colno}"
-        if exc.lineno != start_line:  # report the record's line, and where decoding failed
-            at = f"in the value starting here, at line {exc.lineno} column {exc.colno}"
-        raise DataError(f"invalid JSON: {exc.msg} ({at})", path=where, line=start_line) from exc
-    except RecursionError as exc:
-        line = text.count("\n", 0, pos) + 1
-        raise DataError("invalid JSON: nested too deeply", path=where, line=line) from exc
-    except ValueError as exc:  # e.g. an integer with too many digits
-        line = text.count("\n", 0, pos) + 1
-        raise DataError(f"invalid JSON: {exc}", path=where, line=line) from exc
-
-
-def _decode_array(
-    text: str, pos: int, where: str, lines: _LineCounter
-) -> tuple[list[tuple[int, object]], int]:
-    """Decode the array starting at ``text[pos] == '['``, keeping each element's start line."""
-    rows: list[tuple[int, object]] = []
-    pos = _skip_ws(text, pos + 1)
-    if pos < len(text) and text[pos] == "]":
-        return rows, pos + 1
-    while True:
-        line = lines.line_at(pos)
-        value, pos = _decode_value(text, pos, where)
-        rows.append((line, value))
-        pos = _skip_ws(text, pos)
-        if pos < len(text) and text[pos] == "]":
-            return rows, pos + 1
-        if pos >= len(text) or text[pos] != ",":
-            found = "end of file" if pos >= len(text) else repr(text[pos])
-            line = text.count("\n", 0, pos) + 1
-            raise DataError(
-                f"invalid JSON: expected ',' or ']', found {found}", path=where, line=line
-            )
-        pos = _skip_ws(text, pos + 1)
-
-
-def read_json_rows(path: str | os.PathLike[str]) -> list[tuple[int, object]]:
-    """Return ``(line, value)`` for every row of a JSON array / JSON Lines file (1-based lines).
-
-    Raises DataError (with path and line) for a missing file, a directory, invalid UTF-8,
-    invalid JSON and a file without any row.
-    """
-    where = str(path)
-    text = _read_text(path)
-    lines = _LineCounter(text)
-    rows: list[tuple[int, object]] = []
-    pos = _skip_ws(text, 0)
-    while pos < len(text):
-        if text[pos] == "[":
-            elements, pos = _decode_array(text, pos, where, lines)
-            rows.extend(elements)
-        else:
-            line = lines.line_at(pos)
-            value, pos = _decode_value(text, pos, where)
-            rows.append((line, value))
-        pos = _skip_ws(text, pos)
-    if not rows:
-        raise DataError("no records (the file is empty or holds only empty arrays)", path=where)
-    return rows
-
-
-def read_text_document(path: str | os.PathLike[str]) -> list[tuple[int, object]]:
-    """A ``.txt`` file is one plain-text document: ``[(1, text)]``; DataError if blank.
-
-    Blank lines are kept as paragraph breaks of the document (they do not separate documents:
-    put several documents in a JSON array of strings or JSON Lines of ``{"text": ...}``).
-    """
-    text = _read_text(path)
-    if not text.strip():
-        raise DataError("no text (the file is empty)", path=str(path))
-    return [(1, text)]
 
 
 # ---------------------------------------------------------------------------- rows
@@ -199,41 +83,8 @@ def parse_field_map(spec: str | None) -> dict[str, str]:
     return mapping
 
 
-def _parse_hub_spec(source: str) -> tuple[str, str | None, str]:
-    """Split ``hf://OWNER/NAME[/CONFIG][@SPLIT]`` into (name, config, split)."""
-    body, at, split = source[len(HUB_PREFIX) :].partition("@")
-    parts = body.split("/")
-    if len(parts) not in (2, 3) or not all(parts) or (at and not split):
-        raise TifError(
-            f"bad hub dataset {source!r}: expected hf://OWNER/NAME[/CONFIG][@SPLIT], "
-            "e.g. hf://locuslab/TOFU/forget01@train"
-        )
-    config = parts[2] if len(parts) == 3 else None
-    return f"{parts[0]}/{parts[1]}", config, split or "train"
-
-
-def _hub_rows(source: str) -> list[tuple[int, object]]:
-    """Load a hub dataset through ``datasets.load_dataset``; any failure is a TifError."""
-    name, config, split = _parse_hub_spec(source)
-    try:
-        import datasets
-
-        dataset = datasets.load_dataset(name, config, split=split)
-        return [(i, row) for i, row in enumerate(dataset, start=1)]
-    except Exception as exc:  # offline, not found, bad config/split, missing package...
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise TifError(
-            f"could not load dataset {source!r} ({name}"
-            f"{', config ' + config if config else ''}, split {split}): the Hugging Face hub "
-            f"could not be reached or the dataset was not found [{type(exc).__name__}: "
-            f"{detail[:200]}]; download it and pass a local .json/.jsonl file instead"
-        ) from exc
-
-
 def _tofu_rows(source: str) -> tuple[str, list[tuple[int, object]]]:
     """``tofu:SPLIT`` -> the TOFU split from the local data folder (or the hub)."""
-    from .tofu import default_tofu_dir, load_tofu_split
-
     name = source[len(TOFU_PREFIX) :]
     rows = load_tofu_split(name)
     folder = default_tofu_dir()
@@ -241,35 +92,14 @@ def _tofu_rows(source: str) -> tuple[str, list[tuple[int, object]]]:
     return where, list(enumerate(rows, start=1))
 
 
-def _row_dict(
-    value: object, where: str, line: int, field_map: dict[str, str], entry: int | None = None
-) -> dict:
-    """Turn one parsed value into a row dict: strings become ``{"text": s}``; renames applied."""
-    if isinstance(value, str):
-        value = {"text": value}
-    if not isinstance(value, dict):
-        raise DataError(
-            f"expected a JSON object (or a string), got {_type_name(value)}",
-            path=where,
-            line=line,
-            entry=entry,
-        )
-    return {field_map.get(key, key): v for key, v in value.items()}
-
-
 def _located_rows(
     source: str | os.PathLike[str], field_map: dict[str, str] | None
 ) -> list[tuple[str, int, dict]]:
-    """Rows of a file or hub dataset as ``(path, line, row)``."""
+    """Rows of a file, hub dataset or TOFU split as ``(path, line, row)``."""
     where = os.fspath(source)
-    if isinstance(where, str) and where.startswith(TOFU_PREFIX):
-        where, values = _tofu_rows(where)
-    elif isinstance(where, str) and where.startswith(HUB_PREFIX):
-        values = _hub_rows(where)
-    elif where.lower().endswith(".txt"):
-        values = read_text_document(source)
-    else:
-        values = read_json_rows(source)
+    if not (isinstance(where, str) and where.startswith(TOFU_PREFIX)):
+        return file_or_hub_rows(source, field_map)
+    where, values = _tofu_rows(where)
     mapping = field_map or {}
     return [
         (where, line, _row_dict(value, where, line, mapping, entry))
@@ -289,12 +119,6 @@ def load_rows(
 
 
 # ---------------------------------------------------------------------------- records
-
-
-def _type_name(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    names |= {int: "an integer", float: "a number"}
-    return names.get(type(value), "null" if value is None else f"a {type(value).__name__}")
 
 
 def _string_field(row: dict, field: str, where: str, line: int, entry: int | None = None) -> str:
@@ -403,8 +227,6 @@ def load_refusals(path: str | os.PathLike[str] | None = None) -> list[str]:
     else :data:`BUILTIN_REFUSALS`.
     """
     if path is None:
-        from tif_unlearn.data.tofu import default_tofu_dir
-
         tofu_dir = default_tofu_dir()
         if tofu_dir is None or not (tofu_dir / "idontknow.jsonl").is_file():
             return list(BUILTIN_REFUSALS)

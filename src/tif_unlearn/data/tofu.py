@@ -1,7 +1,7 @@
 """TOFU (Maini et al. 2024) splits: from a local copy of the data or from the hub.
 
 The local copy is a folder of ``<split>.json`` files (JSON Lines, except ``holdout*.json``,
-which are JSON arrays; :func:`~tif_unlearn.data.loaders.read_json_rows` reads both).
+which are JSON arrays; :func:`~tif_unlearn.data.sources.read_json_rows` reads both).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from tif_unlearn.data.loaders import load_rows
+from tif_unlearn.data.sources import file_or_hub_rows
 from tif_unlearn.errors import DataError, TifError
 
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def load_tofu_split(name: str, data_dir: str | os.PathLike[str] = "auto") -> lis
     if data_dir == "auto":
         data_dir = default_tofu_dir() or "hub"
     if data_dir == "hub":
-        return [row for _, row in load_rows(f"hf://{TOFU_HUB_NAME}/{name}@train")]
+        return [row for _, _, row in file_or_hub_rows(f"hf://{TOFU_HUB_NAME}/{name}@train")]
     folder = Path(data_dir)
     if not folder.is_dir():
         raise DataError(
@@ -75,7 +75,7 @@ def load_tofu_split(name: str, data_dir: str | os.PathLike[str] = "auto") -> lis
     path = folder / f"{name}.json"
     if not path.is_file():
         raise DataError(f"TOFU split {name!r} not found in {folder}", path=str(path))
-    return [row for _, row in load_rows(path)]
+    return [row for _, _, row in file_or_hub_rows(path)]
 
 
 def tofu_author_blocks(rows: Sequence[T], per_author: int = 20) -> list[list[T]]:

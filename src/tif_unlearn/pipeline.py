@@ -7,12 +7,9 @@ folder is written atomically together with ``tif_run.json``.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import logging
 import math
-import os
 import platform
 import tempfile
 import time
@@ -38,7 +35,6 @@ from .data.loaders import load_records, load_refusals, parse_field_map
 from .data.records import QARecord, TextRecord
 from .data.windows import window_records
 from .distributed import (
-    check_one_process_per_gpu,
     cpu_only,
     gathered_state_dict,
     is_main_process,
@@ -51,8 +47,8 @@ from .distributed import (
 from .errors import DataError, TifError
 from .methods import METHODS
 from .models import load_model, load_tokenizer, save_model
-from .precision import check_bf16, check_half_precision_weights, training_precision
 from .report.model_card import model_card
+from .runtime import check_hardware, check_tracker, push_if_asked, resolve_precision, tracking_dir
 from .trainer import (
     FinetuneTrainer,
     SupervisedDataset,
@@ -146,63 +142,6 @@ def training_arguments(config: TrainConfig, plan: StepPlan, output_dir: str) -> 
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-
-
-TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
-
-
-def check_tracker(config: TrainConfig) -> None:
-    """``--report-to X`` needs X's package: say so before any model is loaded."""
-    import importlib.util
-
-    package = TRACKER_PACKAGES.get(config.report_to)
-    if package and importlib.util.find_spec(package) is None:
-        raise TifError(
-            f"--report-to {config.report_to} needs the {package} package: "
-            f"pip install {package} (or tif-unlearn[tracking])"
-        )
-
-
-@contextlib.contextmanager
-def tracking_dir(config: TrainConfig):
-    """TensorBoard writes into ``<out>.tensorboard/`` (transformers 5 reads the folder from
-    ``TENSORBOARD_LOGGING_DIR``; the trainer's own output folder is a temporary one)."""
-    if config.report_to != "tensorboard":
-        yield
-        return
-    previous = os.environ.get("TENSORBOARD_LOGGING_DIR")
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(f"{config.out.rstrip('/')}.tensorboard"))
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
-        else:
-            os.environ["TENSORBOARD_LOGGING_DIR"] = previous
-
-
-def push_if_asked(config: TrainConfig) -> None:
-    """``--push-to-hub``: upload the saved folder (never a partial one: it runs last)."""
-    if config.push_to_hub:
-        from .hub import push_folder
-
-        url = push_folder(Path(config.out), config.push_to_hub, private=config.hub_private)
-        log.warning("uploaded %s to %s", config.out, url)
-
-
-def resolve_precision(config):
-    """``config`` with ``--dtype auto`` decided for this device, and what was picked and why
-    (logged once the inputs are checked, recorded in ``tif_run.json``)."""
-    dtype, bf16, reason = training_precision(config.dtype, config.bf16, training_device())
-    return dataclasses.replace(config, dtype=dtype, bf16=bf16), reason
-
-
-def check_hardware(config: TrainConfig) -> None:
-    """Refuse, before any model is loaded, what the hardware would do wrongly or slowly."""
-    check_one_process_per_gpu(torch.cuda.device_count(), world_size())
-    check_half_precision_weights(config.dtype, config.lora_r)
-    if config.bf16:
-        check_bf16(training_device())
 
 
 def encode_all(tokenizer, records, max_length: int) -> list[dict]:

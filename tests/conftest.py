@@ -18,6 +18,21 @@ CORPUS = [
     "user assistant system I don't know who that is. I am not sure.",
 ] * 20
 
+# Cross-run comparisons (two processes vs one, resumed vs uninterrupted, cached vs live
+# reference, checkpointed vs plain) train in float64: the runs add the same numbers in other
+# orders (thread counts, all-reduce, AVX2 vs AVX-512 kernels), and Adam turns a gradient
+# rounding difference dg into up to lr * dg / (4 * adam_eps) of weight (the slope of
+# g / (|g| + eps) peaks at |g| = eps = 1e-8). Float32 (dg ~ 1e-9): ~3e-5 a step at lr 1e-3, so
+# no fixed tolerance follows from the arithmetic (2.7e-5 was seen on an AVX-512 Xeon). Float64
+# (dg ~ 2e-18): ~1e-11 a step, well under FLOAT64_WEIGHT_ATOL over tens of steps, while one
+# real difference (a wrong row, step or sign) moves weights by ~lr >= 1e-3. The losses read
+# logits in float32 (losses.token_logits), so float64 logits 1e-15 apart give other float32
+# values only when they straddle a rounding boundary (~1e-8 of values): measured 6e-14 apart.
+FLOAT64_WEIGHT_ATOL = 1e-9
+# Logged losses pass through the Trainer's float32 accumulator even in float64 runs: equal
+# float64 losses may round to neighbouring float32 values, so allow 2 float32 ulps.
+LOGGED_LOSS_RTOL = 2.0**-22
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import TifError
 
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
-DTYPE_NAMES = ("float32", "bfloat16", "float16")
+DTYPE_NAMES = ("float32", "bfloat16", "float16", "float64")
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
 

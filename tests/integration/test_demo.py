@@ -84,3 +84,38 @@ def test_demo_report_renders_in_chromium(demo_run, tmp_path):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "blank or nearly blank page"
     highlighted = int(np.all(pixels == np.array(mark_colour(), np.uint8), axis=-1).sum())
     assert highlighted > 100, "no highlighted unwanted words visible"
+
+
+def test_tif_demo_command_runs_the_demo(demo_run, tiny_model_dir, monkeypatch, capsys):
+    """`tif demo` itself: its options reach the demo (the epochs and lengths no CLI option sets
+    are the fixture's small ones), it reuses the fine-tuned model and rewrites the report."""
+    import functools
+
+    from tif_unlearn import demo as demo_module
+    from tif_unlearn.cli import main
+
+    out, report = demo_run
+    small = dict(finetune_epochs=1.0, unlearn_epochs=1.0, max_new_tokens=4, batch_size=8)
+    monkeypatch.setattr(demo_module, "DemoConfig", functools.partial(DemoConfig, **small))
+    finetuned = (out / "finetuned" / "tif_run.json").stat().st_mtime_ns
+    report.unlink()
+
+    code = main(["demo", "--model", str(tiny_model_dir), "--out", str(out), "--methods", "tif,npo"])
+
+    assert code == 0, capsys.readouterr().err
+    assert report.is_file() and (out / "results.json").is_file()
+    assert (out / "finetuned" / "tif_run.json").stat().st_mtime_ns == finetuned
+    assert list(json.loads((out / "results.json").read_text())) == [
+        "base",
+        "finetuned",
+        "tif",
+        "npo",
+    ]
+
+
+def test_tif_demo_refuses_an_unknown_method(tmp_path, capsys):
+    from tif_unlearn.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--methods", "tif,magic"]) == 2
+    assert "unknown method(s) magic" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

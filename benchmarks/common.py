@@ -83,6 +83,7 @@ def cached_training(kind: str, folder: Path, signature: dict, label: str, **fiel
         "finetune": (FinetuneConfig, run_finetune),
         "unlearn": (UnlearnConfig, run_unlearn),
     }[kind]
+    fields = {"dtype": "float32", **fields}  # the same precision on every machine
     config = config_class(out=str(folder), warmup_epochs=0.5, overwrite=True, **fields)
     return cached_step(folder, signature, label, lambda: run(config))
 
@@ -109,7 +110,6 @@ def scatter_png(
     """A PNG scatter of named (x, y) points: ``baselines`` maps the reference models' names to
     a marker ("s" for the fine-tuned target, "*" for the retain/retrained model), TIF runs are
     red, other methods blue. ``labels`` = (x label, y label, title)."""
-    import io
 
     import matplotlib
 
@@ -131,6 +131,15 @@ def scatter_png(
     ax.set_ylabel(labels[1])
     ax.set_title(labels[2])
     ax.grid(alpha=0.3, which="both")
+    return png_bytes(fig)
+
+
+def png_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

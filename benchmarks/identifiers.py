@@ -1,6 +1,12 @@
 """Benchmark the unwanted-word identifiers on TOFU (offline data in ../shared/data).
 
-Quality: character-level P/R/F1 (non-space answer characters, micro-averaged) and word-level
+Headline quality: leave-one-author-out cross-validation on TOFU forget05 (10 folds of 20
+answers, gold = the TIF paper's GPT-4o spans; ``crossval.py``): every identifier is scored on
+authors it was not fitted on (``learned`` is fitted on the other 9 authors of each fold).
+Also: the packaged ``learned`` model's fit and forget10 times, and the agreement of the two
+GPT-4o runs on forget01 (the ceiling).
+
+Also on forget01 alone: character-level P/R/F1 (non-space answer characters, micro-averaged) and word-level
 F1 against the GPT-4o annotations released with the TIF paper
 (``tofu-uw-annotations/forget01.llm.jsonl``), for ner, phrases, frequency, their union /
 intersection, the paper's masked-LM annotations read from file, and the all-words baseline (every
@@ -25,22 +31,20 @@ import platform
 import time
 from pathlib import Path
 
-from common import median
+from common import machine, median
+from crossval import cv_scores, held_out_predictions, unannotated
 
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.tofu import default_tofu_dir
 from tif_unlearn.identify import identify
 from tif_unlearn.identify.base import words
+from tif_unlearn.identify.learned import fit_learned
 from tif_unlearn.identify.ner import load_spacy
 from tif_unlearn.identify.score import score_spans
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = (default_tofu_dir() or HERE.parent.parent / "shared" / "data" / "tofu").parent
 DEFAULT_OUT = HERE / "results" / "identifiers.json"
-
-
-def unannotated(records):
-    return [dataclasses.replace(r, unwanted_spans=None) for r in records]
 
 
 def uw_word_share(records) -> float:
@@ -84,6 +88,83 @@ def forget01_rows(data: Path) -> dict[str, dict]:
     every_word = [dataclasses.replace(r, unwanted_spans=tuple(words(r.target))) for r in plain]
     rows["forget01/baseline-all-words"] = entry(gold, every_word, 0.0)
     return rows
+
+
+RULE_IDENTIFIERS = {
+    "ner": ("ner", {}),
+    "phrases": ("phrases", {}),
+    "frequency": ("frequency", {}),
+    "combined-union(ner,frequency)": ("combined", {"members": ["ner", "frequency"]}),
+    "combined-intersection(ner,frequency)": (
+        "combined",
+        {"members": ["ner", "frequency"], "mode": "intersection"},
+    ),
+}
+
+
+def rule_predictor(name: str, options: dict):
+    return lambda train, test: identify(name, test, progress=False, **options).records
+
+
+def learned_predictor(train, test):
+    return identify("learned", test, model=fit_learned(train), progress=False).records
+
+
+def forget05_cv_rows(data: Path) -> dict[str, dict]:
+    """Leave-one-author-out cross-validation of every local identifier on forget05."""
+    folder = data / "tofu-uw-annotations"
+    gold = load_records(folder / "forget05.llm.jsonl")
+    predictors = {label: rule_predictor(*spec) for label, spec in RULE_IDENTIFIERS.items()}
+    predictors["learned"] = learned_predictor
+    rows = {}
+    for label, predict in predictors.items():
+        predicted, seconds = held_out_predictions(gold, predict)
+        rows[f"forget05-cv/{label}"] = {**cv_scores(gold, predicted), "seconds": round(seconds, 2)}
+    masked = load_records(folder / "forget05.masked-lm.jsonl")
+    every_word = [dataclasses.replace(r, unwanted_spans=tuple(words(r.target))) for r in gold]
+    rows["forget05-cv/masked-lm-from-file"] = cv_scores(gold, masked)
+    rows["forget05-cv/baseline-all-words"] = cv_scores(gold, every_word)
+    return rows
+
+
+def gpt4o_agreement_row(data: Path) -> dict[str, dict]:
+    """forget01's GPT-4o run scored against forget05's run on the 40 answers both hold."""
+    folder = data / "tofu-uw-annotations"
+    forget01 = load_records(folder / "forget01.llm.jsonl")
+    shared = load_records(folder / "forget05.llm.jsonl")[-len(forget01) :]
+    if [r.target for r in shared] != [r.target for r in forget01]:
+        raise SystemExit("forget05's last answers are not forget01's: the data changed")
+    row = entry(shared, forget01, 0.0)
+    pairs = zip(shared, forget01, strict=True)
+    row["differing_answers"] = sum(a.unwanted_spans != b.unwanted_spans for a, b in pairs)
+    return {"gpt4o-run-agreement/forget01-vs-forget05": row}
+
+
+def learned_rows(data: Path) -> dict[str, dict]:
+    """The packaged model: its forget01 score (NOT held out: forget01 is inside forget05, which
+    it was fitted on), the time to fit it on forget05 and to run it on forget10."""
+    folder = data / "tofu-uw-annotations"
+    forget05 = load_records(folder / "forget05.llm.jsonl")
+    started = time.perf_counter()
+    model = fit_learned(forget05)
+    fit_seconds = time.perf_counter() - started
+    gold01 = load_records(folder / "forget01.llm.jsonl")
+    result = identify("learned", unannotated(gold01), progress=False)
+    row = entry(gold01, result.records, result.seconds, len(result.failures))
+    row["note"] = "packaged model fitted on forget05, which contains forget01: not held out"
+    forget10 = load_records(data / "tofu" / "forget10.json")
+    result10 = identify("learned", forget10, model=model, progress=False)
+    return {
+        "forget01/learned-packaged(not-held-out)": row,
+        "forget05/learned-fit": {"seconds": round(fit_seconds, 3), "n": len(forget05)},
+        "forget10/learned": {
+            "seconds": round(result10.seconds, 3),
+            "n": len(forget10),
+            "failures": len(result10.failures),
+            "samples_per_second": round(len(forget10) / result10.seconds, 1),
+            "uw_word_share": round(uw_word_share(result10.records), 4),
+        },
+    }
 
 
 def forget10_rows(data: Path) -> dict[str, dict]:
@@ -160,6 +241,9 @@ def main() -> None:
     started = time.perf_counter()
     load_spacy()  # once per process; timed apart so that the rows time the identifiers
     results: dict[str, dict] = {"spacy-load": {"seconds": round(time.perf_counter() - started, 3)}}
+    results.update(forget05_cv_rows(args.data))
+    results.update(gpt4o_agreement_row(args.data))
+    results.update(learned_rows(args.data))
     results.update(forget01_rows(args.data))
     results.update(forget10_rows(args.data))
     if args.contrast_target:
@@ -167,7 +251,11 @@ def main() -> None:
     if args.llm_batch:
         results.update(llm_rows(args.data, args.llm_batch))
     results["_meta"] = {
-        "gold": "tofu-uw-annotations/forget01.llm.jsonl (GPT-4o, TIF paper release)",
+        "gold": "tofu-uw-annotations/forget05.llm.jsonl (forget05-cv rows) and forget01.llm.jsonl"
+        " (forget01 rows): GPT-4o, TIF paper release",
+        "forget05-cv": "leave-one-author-out, 10 folds of 20 answers, predictions pooled;"
+        " subsets: see benchmarks/crossval.py",
+        "machine_details": machine(),
         "token_f1": "over WORD_PATTERN words (a word is UW when it overlaps a span)",
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }

@@ -13,8 +13,10 @@ from dataclasses import MISSING, fields
 
 from .config import FinetuneConfig, UnlearnConfig, build_config
 from .errors import TifError
+from .eval_qa_cli import add_eval_qa_parser
 from .identify_cli import add_identify_parser
 from .locking import output_lock
+from .precision import add_eval_precision_options, apply_eval_precision
 
 log = logging.getLogger("tif_unlearn")
 
@@ -124,13 +126,14 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
             raise TifError(f"cannot read --retain-results {path}: {err}") from err
         reference = reference_from_results(payload, str(path))
     check_eval_data(options, reference)
+    dtype = apply_eval_precision(args)
     if args.retain_model:
-        retain_model, retain_tokenizer = load_model(args.retain_model)
+        retain_model, retain_tokenizer = load_model(args.retain_model, dtype=dtype)
         reference = reference_from_model(retain_model, retain_tokenizer, options, args.retain_model)
         del retain_model
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, dtype=dtype)
     results = evaluate_tofu(model, tokenizer, options, reference)
-    results["model"] = args.model
+    results["model"], results["dtype"] = args.model, dtype
     _write_results(results, args.out)
     print(summary_table(results))
     print(f"results written to {args.out}")
@@ -159,9 +162,10 @@ def cmd_eval_muse(args: argparse.Namespace) -> int:
     )
     check_results_path(args.out)
     check_muse_data(options)
-    model, tokenizer = load_model(args.model)
+    dtype = apply_eval_precision(args)
+    model, tokenizer = load_model(args.model, dtype=dtype)
     results = evaluate_muse(model, tokenizer, options)
-    results["model"] = args.model
+    results["model"], results["dtype"] = args.model, dtype
     _write_results(results, args.out)
     print(muse_table(results))
     print(f"results written to {args.out}")
@@ -169,7 +173,7 @@ def cmd_eval_muse(args: argparse.Namespace) -> int:
 
 
 def add_eval_parsers(sub) -> None:
-    evaluate = sub.add_parser("eval", help="evaluate a model on TOFU or MUSE")
+    evaluate = sub.add_parser("eval", help="evaluate a model on TOFU, MUSE or your own records")
     kinds = evaluate.add_subparsers(dest="benchmark", required=True, parser_class=OneLineParser)
     tofu = kinds.add_parser("tofu", help="TOFU: forget quality, model utility, MIA")
     tofu.add_argument("--model", required=True, help="model to evaluate")
@@ -181,6 +185,7 @@ def add_eval_parsers(sub) -> None:
     tofu.add_argument("--batch-size", type=int, default=16, help="scoring batch size")
     tofu.add_argument("--max-new-tokens", type=int, default=64, help="greedy answer length")
     tofu.add_argument("--out", required=True, help="results .json")
+    add_eval_precision_options(tofu)
     tofu.set_defaults(handler=cmd_eval_tofu)
     muse = kinds.add_parser("muse", help="MUSE: VerbMem, KnowMem, PrivLeak")
     muse.add_argument("--model", required=True, help="model to evaluate")
@@ -190,11 +195,13 @@ def add_eval_parsers(sub) -> None:
     muse.add_argument("--batch-size", type=int, default=16, help="batch size")
     muse.add_argument("--retain-auc", type=float, help="the retrained model's Min-40%% AUC")
     muse.add_argument("--out", required=True, help="results .json")
+    add_eval_precision_options(muse)
     muse.set_defaults(handler=cmd_eval_muse)
     aggregate = kinds.add_parser("aggregate", help="aggregate original TOFU evaluation logs")
     aggregate.add_argument("--forget-logs", required=True, help="logs folder of the model")
     aggregate.add_argument("--retain-logs", help="logs folder of the retain model")
     aggregate.set_defaults(handler=cmd_eval_aggregate)
+    add_eval_qa_parser(kinds)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from .errors import TifError
 
+STEP_COUNTS = ("ceil", "floor")
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
-DTYPE_NAMES = ("float32", "bfloat16", "float16", "float64")
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "float64")
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
 
@@ -31,9 +33,23 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
     scheduler: str = field(default="linear", metadata={"help": f"one of {SCHEDULERS}"})
+    step_count: str = field(
+        default="ceil",
+        metadata={
+            "help": "ceil: every epoch ends with an optimizer step (a partial accumulation "
+            "window too); floor: epochs run into each other and only full windows step, "
+            "floor(epochs x N / effective batch) steps (the TIF paper's count)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed (data order, retain pairing)"})
     max_length: int = field(default=512, metadata={"help": "truncate examples to N tokens"})
-    dtype: str = field(default="float32", metadata={"help": f"weights dtype, one of {DTYPE_NAMES}"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": f"weights dtype, one of {DTYPE_NAMES}; auto: bf16 autocast with fp32 master "
+            "weights where bf16 is fast (bf16 GPU, AVX-512-BF16/AMX CPU), else float32"
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast (fp32 master weights)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --out"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run model code from the hub"})
@@ -52,6 +68,17 @@ class TrainConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "recompute activations in backward (less memory)"}
     )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": f"experiment tracking, one of {REPORT_TO} (tensorboard: events in "
+            "<out>.tensorboard/; wandb and mlflow read their usual environment variables)"
+        },
+    )
+    push_to_hub: str | None = field(
+        default=None, metadata={"help": "after a successful run, upload --out to this hub repo"}
+    )
+    hub_private: bool = field(default=False, metadata={"help": "--push-to-hub: a private repo"})
     save_steps: int = field(
         default=0, metadata={"help": "checkpoint every N steps to <out>.checkpoints (0: off)"}
     )
@@ -85,6 +112,8 @@ class TrainConfig:
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
+            (self.step_count in STEP_COUNTS, f"step_count must be one of {STEP_COUNTS}"),
+            (self.report_to in REPORT_TO, f"report_to must be one of {REPORT_TO}"),
             (self.max_length >= 8, "max_length must be >= 8"),
             (self.dtype in DTYPE_NAMES, f"dtype must be one of {DTYPE_NAMES}"),
         ]
@@ -142,11 +171,24 @@ class UnlearnConfig(TrainConfig):
     reference_batch_size: int = field(default=8, metadata={"help": "batch size of reference pass"})
     # Method hyperparameters: None means "the method's default".
     beta: float | None = field(default=None, metadata={"help": "inverse temperature β"})
-    lambda_pl: float | None = field(default=None, metadata={"help": "TIF preservation weight"})
+    lambda_pl: float | None = field(
+        default=None, metadata={"help": "Preservation Loss weight (tif, --targeted methods)"}
+    )
     lambda_retain: float | None = field(default=None, metadata={"help": "retain NLL weight"})
     per_sample: bool | None = field(default=None, metadata={"help": "TIF: sigmoid per sample"})
-    lpl_space: str | None = field(default=None, metadata={"help": "TIF: logit | logprob"})
-    forget_scale: float | None = field(default=None, metadata={"help": "TIF: forget-loss scale"})
+    lpl_space: str | None = field(
+        default=None, metadata={"help": "TIF: logit | logprob | centered"}
+    )
+    forget_scale: float | None = field(
+        default=None, metadata={"help": "weight of the forget term (simnpo default 0.125)"}
+    )
+    targeted: bool | None = field(
+        default=None,
+        metadata={
+            "help": "ga/graddiff/npo/simnpo: forget term on the UW tokens only, Preservation "
+            "Loss on the GW tokens (needs annotated forget records)"
+        },
+    )
     gamma: float | None = field(default=None, metadata={"help": "SimNPO margin γ"})
     preset: str | None = field(
         default=None, metadata={"help": "paper recipe as defaults: muse | tofu"}
@@ -174,23 +216,28 @@ METHOD_OPTIONS = (
     "lpl_space",
     "forget_scale",
     "gamma",
+    "targeted",
 )
 
 
 def method_config(method, config: UnlearnConfig):
-    """Build the method's config from the options the user set; refuse ones it doesn't use."""
+    """Build the method's config from the options the user set; refuse ones it doesn't use
+    (``--lambda-pl`` weighs the Preservation Loss, so it needs a method that uses spans)."""
     accepted = {f.name for f in fields(method.config_cls)}
     given = {
         name: getattr(config, name) for name in METHOD_OPTIONS if getattr(config, name) is not None
     }
-    unused = sorted(set(given) - accepted)
-    if unused:
-        names = ", ".join("--" + n.replace("_", "-") for n in unused)
-        raise TifError(f"{names} does not apply to method '{method.name}'")
+    unused = set(given) - accepted
     try:
-        return method.config_cls(**given)
+        hyper = method.config_cls(**{k: v for k, v in given.items() if k not in unused})
     except ValueError as err:
         raise TifError(str(err)) from err
+    if "lambda_pl" in given and not method.needs_spans(hyper):
+        unused.add("lambda_pl")
+    if unused:
+        names = ", ".join("--" + n.replace("_", "-") for n in sorted(unused))
+        raise TifError(f"{names} does not apply to method '{method.name}' as configured")
+    return hyper
 
 
 def load_yaml(path: str | Path) -> dict:

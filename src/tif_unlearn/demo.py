@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 from .config import FinetuneConfig, UnlearnConfig
 from .data.annotations import write_annotated
 from .data.records import QARecord
@@ -39,6 +37,7 @@ class DemoConfig:
     unlearn_lr: float = 1e-4
     batch_size: int = 4
     max_new_tokens: int = 40
+    leak_samples: int = 8  # N of the best-of-N leak rate
     method_options: dict = field(
         default_factory=lambda: {"tif": {"beta": 0.3}, "npo": {"beta": 0.1}}
     )
@@ -69,6 +68,7 @@ def demo_sets(data: dict, forget_person: int) -> dict[str, list[QARecord]]:
 
 
 SIGNATURE_FILE = "demo_step.json"
+EVAL_VERSION = 2  # 2: `tif eval qa` code, with the leak audit
 
 
 def is_done(folder: Path, fresh: bool, signature: dict) -> bool:
@@ -162,31 +162,31 @@ def unlearn_step(config: DemoConfig, method: str, model_dir: Path, out: Path) ->
     return folder
 
 
-def evaluate_model(model_spec: str, sets: dict[str, list[QARecord]], max_new_tokens: int) -> dict:
-    """Mean answer probability and ROUGE-L recall of greedy answers, per set."""
-    from .evaluate.metrics import rouge_l_recall
-    from .evaluate.runner import generate, score_answers
+def evaluate_model(
+    model_spec: str, sets: dict[str, list[QARecord]], max_new_tokens: int, leak_samples: int = 8
+) -> dict:
+    """Per set, with `tif eval qa`'s code: mean answer probability, ROUGE-L recall of the
+    greedy answers and the answers; for the forget set also the UW/GW token probabilities and
+    the leak rates (greedy, best-of-N, format shift)."""
+    from .evaluate.qa import QAEvalOptions, evaluate_items, qa_item, summarise
     from .models import load_model
 
     model, tokenizer = load_model(model_spec)
+    options = QAEvalOptions(leak_samples=leak_samples, max_new_tokens=max_new_tokens)
     result = {}
     for name, records in sets.items():
-        scored = score_answers(
-            model, tokenizer, [(r.question, r.answer) for r in records], desc=name
-        )
-        answers = generate(
-            model,
-            tokenizer,
-            [r.question for r in records],
-            max_new_tokens=max_new_tokens,
-            desc=f"answering {name}",
-        )
-        rouge = [rouge_l_recall(a, r.answer) for a, r in zip(answers, records, strict=True)]
+        items = [qa_item(r) for r in records]
+        audit = name == "forget"
+        rows = evaluate_items(model, tokenizer, items, options, audit=audit, desc=name)
+        summary = summarise(rows)
         result[name] = {
-            "prob": float(np.mean([np.exp(-s.avg_nll) for s in scored])),
-            "rouge": float(np.mean(rouge)),
-            "answers": answers,
+            "prob": summary["answer_prob"],
+            "rouge": summary["rouge"],
+            "answers": [row["generated"] for row in rows],
         }
+        if audit:
+            keys = ("uw_prob", "gw_prob", "leak")
+            result[name] |= {key: summary[key] for key in keys}
     return result
 
 
@@ -197,15 +197,19 @@ def evaluate_step(config: DemoConfig, name: str, model_spec: str, sets, out: Pat
     signature = {
         "model": model_spec,
         "run": model_run.read_text() if model_run.is_file() else None,
-        "questions": [[r.question, r.answer] for records in sets.values() for r in records],
+        "questions": [
+            [r.question, r.answer, r.unwanted_spans] for records in sets.values() for r in records
+        ],
         "max_new_tokens": config.max_new_tokens,
+        "leak_samples": config.leak_samples,
+        "evaluation": EVAL_VERSION,
     }
     if cache.is_file() and not config.fresh:
         saved = json.loads(cache.read_text())
         if saved.get("signature") == json.loads(json.dumps(signature)):
             return saved["result"]
     log.info("evaluating %s", name)
-    result = evaluate_model(model_spec, sets, config.max_new_tokens)
+    result = evaluate_model(model_spec, sets, config.max_new_tokens, config.leak_samples)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"signature": signature, "result": result}, indent=2))
     return result
@@ -223,6 +227,18 @@ def results_table(results: dict[str, dict]) -> str:
             f"{r['retain']['rouge']:>12.3f} {r['retain']['prob']:>11.3f} "
             f"{r['general']['rouge']:>13.3f} {r['general']['prob']:>12.3f}"
         )
+    return "\n".join(lines)
+
+
+def leak_table(results: dict[str, dict], n: int) -> str:
+    """Share of forget questions whose unwanted words each model says, per way of asking."""
+    header = f"{'model':<12} {'greedy':>7} {f'best-of-{n}':>10} {'format shift':>12}"
+    lines = [header, "-" * len(header)]
+    for name, r in results.items():
+        rates = r["forget"]["leak"]
+        cells = [rates[k] for k in ("greedy", "best_of_n", "format_shift")]
+        shown = ["-" if v is None else f"{v:.2f}" for v in cells]
+        lines.append(f"{name:<12} {shown[0]:>7} {shown[1]:>10} {shown[2]:>12}")
     return "\n".join(lines)
 
 
@@ -258,11 +274,19 @@ def run_demo(config: DemoConfig) -> Path:
         log.info("step 3/4: unlearning %s with %s (%d/%d)", person, method, i, len(config.methods))
         models[method] = str(unlearn_step(config, method, finetuned, out))
     log.info("step 4/4: evaluating %d models", len(models))
-    results = {name: evaluate_step(config, name, spec, sets, out) for name, spec in models.items()}
+    eval_sets = dict(sets, forget=annotated)
+    results = {
+        name: evaluate_step(config, name, spec, eval_sets, out) for name, spec in models.items()
+    }
     table = results_table(results)
     print(
-        f"\nForgetting {person} (forget = {len(sets['forget'])} QA about {person}; "
+        f"\nForgetting {person} (forget = {len(annotated)} QA about {person}; "
         f"retain = the other people; general = general knowledge):\n{table}"
+    )
+    print(
+        f"\nLeak audit: share of the {len(annotated)} forget questions whose unwanted words the "
+        f"model says (greedy answer; any of {config.leak_samples} sampled answers; the question "
+        f"in other forms):\n{leak_table(results, config.leak_samples)}"
     )
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report = write_report(out, person, sets, annotated, results)

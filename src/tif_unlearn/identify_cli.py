@@ -18,8 +18,8 @@ def add_identify_parser(sub, parser_class) -> None:
     p.add_argument(
         "--identifier",
         default="phrases",
-        help="annotations | llm | masked-lm | ner | phrases | frequency | contrast | combined"
-        " (default: phrases, the best local one: benchmarks/results/identifiers.json)",
+        help="annotations | llm | masked-lm | ner | phrases | learned | frequency | contrast |"
+        " combined (default: phrases; benchmarks/results/identifiers.json)",
     )
     p.add_argument("--data", help="forget records (.json/.jsonl, tofu:SPLIT, hf://...)")
     p.add_argument("--out", help="annotated JSON Lines output")
@@ -30,6 +30,9 @@ def add_identify_parser(sub, parser_class) -> None:
     p.add_argument("--api-base", help="llm: OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
     p.add_argument("--api-model", help="llm: model name at the endpoint")
     p.add_argument("--masked-lm-model", help="masked-lm: fill-mask model folder or hub id")
+    p.add_argument("--learned-model", help="learned: a model saved with --save (default: packaged)")
+    p.add_argument("--train", help="learned: fit a model on these annotated records first")
+    p.add_argument("--save", help="learned: write the model fitted with --train to this file")
     p.add_argument("--threshold", type=float, help="frequency: Zipf threshold; contrast: nats")
     p.add_argument("--members", default="ner,frequency", help="combined: identifier names")
     p.add_argument("--mode", default="union", help="combined: union | intersection | vote")
@@ -53,6 +56,8 @@ def identifier_options(args: argparse.Namespace) -> dict:
         options.update(target=args.model, reference=args.reference)
     elif name == "masked-lm" and args.masked_lm_model:
         options["model_name"] = args.masked_lm_model
+    elif name == "learned" and args.learned_model:
+        options["model"] = args.learned_model
     elif name == "combined":
         options.update(
             members=[m.strip() for m in args.members.split(",") if m.strip()], mode=args.mode
@@ -73,7 +78,7 @@ def report_failures(result, records) -> None:
         log.warning("... and %d more failures", hidden)
 
 
-def run_identify(args: argparse.Namespace) -> tuple[list, object]:
+def run_identify(args: argparse.Namespace, learned_model=None) -> tuple[list, object]:
     from .data.loaders import load_records, parse_field_map
     from .identify import IDENTIFIERS, identify
 
@@ -82,6 +87,8 @@ def run_identify(args: argparse.Namespace) -> tuple[list, object]:
             f"unknown identifier {args.identifier!r}; choose one of: {', '.join(IDENTIFIERS)}"
         )
     options = identifier_options(args)
+    if learned_model is not None:
+        options["model"] = learned_model
     records = load_records(args.data, field_map=parse_field_map(args.field_map))
     result = identify(args.identifier, records, **options)
     report_failures(result, records)
@@ -92,16 +99,53 @@ def run_identify(args: argparse.Namespace) -> tuple[list, object]:
     return result.annotated(), result
 
 
+def check_learned_options(args: argparse.Namespace) -> None:
+    used = [
+        f"--{n.replace('_', '-')}" for n in ("learned_model", "train", "save") if getattr(args, n)
+    ]
+    if used and args.identifier != "learned":
+        raise TifError(f"{', '.join(used)} apply to --identifier learned only")
+    if args.save and not args.train:
+        raise TifError("--save writes the model fitted with --train: give --train GOLD.jsonl")
+    if args.train and args.learned_model:
+        raise TifError("give either --train (fit a new model) or --learned-model, not both")
+    if args.train and not (args.save or args.data):
+        raise TifError("--train needs --save FILE (or --data and --out to use the model at once)")
+    if args.train and args.data and not args.out:
+        raise TifError("tif identify needs --data and --out (or --score --gold --pred)")
+    if args.save and Path(args.save).is_dir():
+        raise TifError(f"{args.save} is a folder; give a file path for --save")
+
+
+def train_learned(args: argparse.Namespace):
+    """Fit a learned model on ``--train`` and write it to ``--save``; return it."""
+    from .data.loaders import load_records
+    from .identify.learned import fit_learned
+
+    gold = load_records(args.train)
+    model = fit_learned(gold)
+    model.trained_on["file"] = Path(args.train).name
+    if args.save:
+        model.save(args.save)
+    where = f"; written to {args.save}" if args.save else ""
+    print(f"learned: fitted on {len(gold)} annotated records{where}")
+    return model
+
+
 def cmd_identify(args: argparse.Namespace) -> int:
     if args.score:
         return cmd_score(args)
+    check_learned_options(args)
+    trained = train_learned(args) if args.train else None
+    if trained is not None and not args.data:
+        return 0
     if not args.data or not args.out:
         raise TifError("tif identify needs --data and --out (or --score --gold --pred)")
     out, html = Path(args.out), Path(args.html) if args.html else None
     for path in filter(None, (out, html)):
         if path.is_dir():
             raise TifError(f"{path} is a folder; give a file path")
-    annotated, result = run_identify(args)
+    annotated, result = run_identify(args, trained)
     from .data.annotations import write_annotated
 
     write_annotated(annotated, out)

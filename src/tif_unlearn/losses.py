@@ -31,6 +31,7 @@ __all__ = [
     "sequence_logprob",
     "shift_for_next_token",
     "simnpo_loss",
+    "token_centered_logits",
     "token_logits",
     "token_logprobs",
 ]
@@ -71,6 +72,18 @@ def token_logits(logits: Tensor, labels: Tensor) -> Tensor:
     safe_labels = labels.masked_fill(ignored, 0)  # (B, T)
     picked = logits.gather(-1, safe_labels.unsqueeze(-1)).squeeze(-1)  # (B, T)
     return picked.float().masked_fill(ignored, 0.0)  # (B, T)
+
+
+def token_centered_logits(logits: Tensor, labels: Tensor) -> Tensor:
+    """Centred logit z(y_t) − mean_v z(v) of each label token (a TIF LPL variant).
+
+    Unlike the raw logit it is shift-invariant: lowering every logit of a position together
+    leaves it (and p(y_t)) unchanged. Inputs already shifted; ignored positions give 0.0.
+    """
+    picked = token_logits(logits, labels)  # (B, T) float32, 0 at ignored
+    means = torch.stack([row.float().mean(dim=-1) for row in logits])  # (B, T)
+    ignored = labels == IGNORE_INDEX  # (B, T)
+    return (picked - means).masked_fill(ignored, 0.0)  # (B, T)
 
 
 def token_logprobs(logits: Tensor, labels: Tensor) -> Tensor:

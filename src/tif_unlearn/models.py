@@ -207,7 +207,12 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False, allow_pickle: 
 
 
 def save_model(
-    model, tokenizer, out: Path | str, extra_json: dict | None = None, state_dict=None
+    model,
+    tokenizer,
+    out: Path | str,
+    extra_json: dict | None = None,
+    state_dict=None,
+    extra_text: dict[str, str] | None = None,
 ) -> None:
     """Save as safetensors + tokenizer (+ JSON side files), atomically.
 
@@ -228,6 +233,8 @@ def save_model(
         tokenizer.save_pretrained(tmp)
         for name, payload in (extra_json or {}).items():
             (tmp / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        for name, text in (extra_text or {}).items():  # e.g. the model card, README.md
+            (tmp / name).write_text(text, encoding="utf-8")
         _swap_in(tmp, out)
     except OSError as err:  # a full disk (ENOSPC), a quota, a read-only folder
         kept = "the previous folder is unchanged" if existed else "nothing was written"

@@ -7,12 +7,16 @@ folder is written atomically together with ``tif_run.json``.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
+import os
 import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,6 +38,7 @@ from .data.loaders import load_records, load_refusals, parse_field_map
 from .data.records import QARecord, TextRecord
 from .data.windows import window_records
 from .distributed import (
+    check_one_process_per_gpu,
     cpu_only,
     gathered_state_dict,
     is_main_process,
@@ -46,6 +51,8 @@ from .distributed import (
 from .errors import DataError, TifError
 from .methods import METHODS
 from .models import load_model, load_tokenizer, save_model
+from .precision import check_bf16, check_half_precision_weights, training_precision
+from .report.model_card import model_card
 from .trainer import (
     FinetuneTrainer,
     SupervisedDataset,
@@ -86,35 +93,116 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def training_arguments(config: TrainConfig, n_examples: int, output_dir: str) -> TrainingArguments:
+@dataclass(frozen=True)
+class StepPlan:
+    """How many optimizer steps a run takes, how many warm up, and how many examples the
+    sampler draws in the trainer's one epoch (None: one pass per epoch)."""
+
+    steps: int
+    warmup: int
+    samples: int | None
+
+
+def step_plan(config: TrainConfig, n_examples: int) -> StepPlan:
+    """``ceil``: each epoch ends with a step, partial accumulation windows included.
+    ``floor``: epochs flow into each other and only full windows step,
+    floor(epochs · N / effective batch) steps (the TIF paper's recipe)."""
     per_step = config.batch_size * config.grad_accum * world_size()
-    steps_per_epoch = math.ceil(n_examples / per_step)
-    total = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
+    if config.step_count == "floor":
+        steps_per_epoch = n_examples / per_step
+        planned = max(math.floor(round(config.epochs * steps_per_epoch, 9)), 1)
+    else:
+        steps_per_epoch = math.ceil(n_examples / per_step)
+        planned = math.ceil(steps_per_epoch * config.epochs)
+    total = config.max_steps if config.max_steps > 0 else planned
     warmup = min(round(steps_per_epoch * config.warmup_epochs), max(total - 1, 0))
+    samples = total * per_step if config.step_count == "floor" else None
+    return StepPlan(total, warmup, samples)
+
+
+def training_arguments(config: TrainConfig, plan: StepPlan, output_dir: str) -> TrainingArguments:
     scheduler = config.scheduler
-    if scheduler == "constant" and warmup:
+    if scheduler == "constant" and plan.warmup:
         scheduler = "constant_with_warmup"
     return TrainingArguments(
         output_dir=output_dir,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
+        max_steps=plan.steps if plan.samples else config.max_steps,
         learning_rate=config.lr,
         weight_decay=config.weight_decay,
-        warmup_steps=warmup,
+        warmup_steps=plan.warmup,
         lr_scheduler_type=scheduler,
         seed=config.seed,
         bf16=config.bf16,
         activation_checkpointing=config.gradient_checkpointing,
-        use_cpu=cpu_only(),
+        # bf16 on a lone CPU process needs use_cpu, or TrainingArguments looks for a GPU.
+        use_cpu=cpu_only() or (config.bf16 and training_device().type == "cpu"),
         logging_steps=1,
         **save_options(config),
-        report_to="none",
+        report_to=config.report_to,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+
+
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+def check_tracker(config: TrainConfig) -> None:
+    """``--report-to X`` needs X's package: say so before any model is loaded."""
+    import importlib.util
+
+    package = TRACKER_PACKAGES.get(config.report_to)
+    if package and importlib.util.find_spec(package) is None:
+        raise TifError(
+            f"--report-to {config.report_to} needs the {package} package: "
+            f"pip install {package} (or tif-unlearn[tracking])"
+        )
+
+
+@contextlib.contextmanager
+def tracking_dir(config: TrainConfig):
+    """TensorBoard writes into ``<out>.tensorboard/`` (transformers 5 reads the folder from
+    ``TENSORBOARD_LOGGING_DIR``; the trainer's own output folder is a temporary one)."""
+    if config.report_to != "tensorboard":
+        yield
+        return
+    previous = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(f"{config.out.rstrip('/')}.tensorboard"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = previous
+
+
+def push_if_asked(config: TrainConfig) -> None:
+    """``--push-to-hub``: upload the saved folder (never a partial one: it runs last)."""
+    if config.push_to_hub:
+        from .hub import push_folder
+
+        url = push_folder(Path(config.out), config.push_to_hub, private=config.hub_private)
+        log.warning("uploaded %s to %s", config.out, url)
+
+
+def resolve_precision(config):
+    """``config`` with ``--dtype auto`` decided for this device, and what was picked and why
+    (logged once the inputs are checked, recorded in ``tif_run.json``)."""
+    dtype, bf16, reason = training_precision(config.dtype, config.bf16, training_device())
+    return dataclasses.replace(config, dtype=dtype, bf16=bf16), reason
+
+
+def check_hardware(config: TrainConfig) -> None:
+    """Refuse, before any model is loaded, what the hardware would do wrongly or slowly."""
+    check_one_process_per_gpu(torch.cuda.device_count(), world_size())
+    check_half_precision_weights(config.dtype, config.lora_r)
+    if config.bf16:
+        check_bf16(training_device())
 
 
 def encode_all(tokenizer, records, max_length: int) -> list[dict]:
@@ -152,15 +240,15 @@ def identify_inline(name: str, records: list) -> list:
     return result.annotated()
 
 
-def load_unlearn_inputs(config: UnlearnConfig, method) -> dict:
+def load_unlearn_inputs(config: UnlearnConfig, method, hyper) -> dict:
     """Load and validate every input record before any model is loaded."""
     field_map = parse_field_map(config.field_map)
     forget = load_records(config.forget, field_map=field_map)
     if config.identifier:
-        if method.name != "tif":
-            raise TifError("--identifier applies to --method tif only")
+        if not method.needs_spans(hyper):
+            raise TifError("--identifier applies to --method tif and to --targeted methods only")
         forget = run_on_main(lambda: identify_inline(config.identifier, forget))
-    if method.name == "tif":
+    if method.needs_spans(hyper):
         require_annotations(forget, config.forget)
     if method.retain == "required" and not config.retain:
         raise TifError(f"method '{method.name}' needs a retain set (--retain)")
@@ -219,6 +307,7 @@ def build_streams(model, tokenizer, inputs: dict, config: UnlearnConfig, referen
                     pad_token_id=tokenizer.pad_token_id,
                     batch_size=config.reference_batch_size,
                     desc=f"{name} reference",
+                    bf16=config.bf16,
                 ),
             )
         streams[name] = examples
@@ -269,23 +358,37 @@ def save_output(trainer, model, tokenizer, config: TrainConfig, record: dict) ->
         return
     record["saved_by_rank"] = rank()
     model = lora.model_to_save(model, config.merge_lora)
-    save_model(model, tokenizer, config.out, extra_json={RUN_FILE: record}, state_dict=state_dict)
+    card = {"README.md": model_card(record)}
+    save_model(
+        model,
+        tokenizer,
+        config.out,
+        extra_json={RUN_FILE: record},
+        state_dict=state_dict,
+        extra_text=card,
+    )
 
 
-def run_unlearn(config: UnlearnConfig) -> Path:
-    """Unlearn ``config.forget`` from ``config.model`` and save the result to ``config.out``."""
+def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
+    """Unlearn ``config.forget`` from ``config.model`` and save the result to ``config.out``.
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (e.g. to evaluate or save
+    the model at chosen steps)."""
     if config.method not in METHODS:
         raise TifError(f"unknown method '{config.method}' (choose from {', '.join(METHODS)})")
     method = METHODS[config.method]
     hyper = method_config(method, config)
     check_output(config.out, config.model, config.overwrite)
-    inputs = window_inputs(load_unlearn_inputs(config, method), config)
+    config, precision = resolve_precision(config)
+    check_hardware(config)
+    check_tracker(config)
+    inputs = window_inputs(load_unlearn_inputs(config, method, hyper), config)
     digests = {
         name: file_digest(getattr(config, name)) for name in ("forget", "retain", "refusals")
     }
     run_fingerprint = fingerprint(config, digests)
     resume_from = prepare_checkpoints(config, run_fingerprint)
     evaluation = eval_options(config)
+    log.info("precision: %s", precision)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -303,14 +406,17 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     if config.live_reference and reference:
         live = lora.AdapterDisabledReference(model) if config.lora_r else frozen_copy(model)
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch, tracking_dir(config):
         evaluator = eval_callback(config, evaluation, tokenizer, Path(scratch))
+        plan = step_plan(config, len(dataset))
         trainer = UnlearnTrainer(
             model=model,
-            args=training_arguments(config, len(dataset), trainer_output_dir(config, scratch)),
+            args=training_arguments(config, plan, trainer_output_dir(config, scratch)),
+            train_samples=plan.samples,
             train_dataset=dataset,
             data_collator=UnlearnCollator(tokenizer.pad_token_id),
-            callbacks=[c for c in (evaluator, *fault_callbacks(config, run_fingerprint)) if c],
+            callbacks=[c for c in (evaluator, *fault_callbacks(config, run_fingerprint)) if c]
+            + list(callbacks or ()),
             method=method,
             method_config=hyper,
             live_reference=live,
@@ -333,6 +439,7 @@ def run_unlearn(config: UnlearnConfig) -> Path:
         },
         "examples": {name: len(examples) for name, examples in streams.items()},
         "tokens": token_counts(streams["forget"]),
+        "precision": precision,
         "versions": library_versions(),
         "world_size": world_size(),
         "train_seconds": round(time.time() - started, 2),
@@ -344,17 +451,22 @@ def run_unlearn(config: UnlearnConfig) -> Path:
     save_output(trainer, model, tokenizer, config, record)
     if is_main_process():
         remove_checkpoints(config.out)
+        push_if_asked(config)
     return Path(config.out)
 
 
-def run_finetune(config: FinetuneConfig) -> Path:
+def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
     build TOFU or MUSE target and retain models."""
     check_output(config.out, config.model, config.overwrite)
+    config, precision = resolve_precision(config)
+    check_hardware(config)
+    check_tracker(config)
     records = load_records(config.data, field_map=parse_field_map(config.field_map))
     records = window_inputs({"data": records}, config)["data"]
     run_fingerprint = fingerprint(config, {"data": file_digest(config.data)})
     resume_from = prepare_checkpoints(config, run_fingerprint)
+    log.info("precision: %s", precision)
     model, tokenizer = load_model(
         config.model,
         dtype=config.dtype,
@@ -364,13 +476,15 @@ def run_finetune(config: FinetuneConfig) -> Path:
     model = lora.maybe_add_lora(model, config)
     dataset = SupervisedDataset(encode_all(tokenizer, records, config.max_length))
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="tif-trainer-") as scratch, tracking_dir(config):
+        plan = step_plan(config, len(dataset))
         trainer = FinetuneTrainer(
             model=model,
-            args=training_arguments(config, len(dataset), trainer_output_dir(config, scratch)),
+            args=training_arguments(config, plan, trainer_output_dir(config, scratch)),
+            train_samples=plan.samples,
             train_dataset=dataset,
             data_collator=lambda items: pad_stream(items, tokenizer.pad_token_id),
-            callbacks=fault_callbacks(config, run_fingerprint),
+            callbacks=fault_callbacks(config, run_fingerprint) + list(callbacks or ()),
         )
         trainer.train(resume_from_checkpoint=resume_from)
     record = {
@@ -378,6 +492,7 @@ def run_finetune(config: FinetuneConfig) -> Path:
         "config": as_dict(config),
         "data": {"source": config.data, "sha256": file_digest(config.data)},
         "examples": len(dataset),
+        "precision": precision,
         "versions": library_versions(),
         "world_size": world_size(),
         "train_seconds": round(time.time() - started, 2),
@@ -386,4 +501,5 @@ def run_finetune(config: FinetuneConfig) -> Path:
     save_output(trainer, model, tokenizer, config, record)
     if is_main_process():
         remove_checkpoints(config.out)
+        push_if_asked(config)
     return Path(config.out)

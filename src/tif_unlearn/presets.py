@@ -1,9 +1,9 @@
 """Presets: the TIF paper's recipes (DESIGN.md section 1) as defaults for ``tif unlearn``.
 
 Order, lowest to highest: the option's built-in default < the preset < the YAML file
-(``--config``) < the command line. A preset's method hyperparameters (β, λ, forget scale)
-apply only to a method that takes them; the others are left out, so ``--preset muse
---method npo`` keeps the preset's training schedule but not TIF's forget scale.
+(``--config``) < the command line. A preset's method hyperparameters (β, λ, forget scale) are
+TIF's and apply to ``--method tif`` only: ``--preset muse --method npo`` keeps the preset's
+training schedule but NPO's own β and forget weight.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from .errors import TifError
 log = logging.getLogger("tif_unlearn")
 
 PRESETS: dict[str, dict[str, object]] = {
-    # MUSE: β 0.2, L = 0.1·(L_LPL + λ_PL·L_PL) + NLL_retain, constant lr 1e-5.
+    # MUSE: β 0.2, L = 0.1·(L_LPL + λ_PL·L_PL) + NLL_retain, constant lr 1e-5, trained on
+    # 2048-token windows (max_length leaves room for the tokenizer's special tokens). Shorter
+    # windows shrink the Preservation Loss (a per-sample sum) relative to the LPL.
     "muse": {
         "method": "tif",
         "beta": 0.2,
@@ -25,10 +27,15 @@ PRESETS: dict[str, dict[str, object]] = {
         "lr": 1e-5,
         "scheduler": "constant",
         "warmup_epochs": 0.0,
+        "window_length": 2048,
+        "max_length": 2056,
+        "step_count": "floor",
     },
     # TOFU: L = L_LPL + λ_PL·L_PL + λ_R·NLL_retain (weights 1), β 0.32 (Llama-2-7B forget01/05;
     # the paper uses 0.23 for forget10), lr 1e-5, 10 epochs, effective batch 32 (4 x 8),
-    # AdamW with weight decay 0.01, linear schedule with one warm-up epoch.
+    # AdamW with weight decay 0.01, linear schedule with one warm-up epoch; the paper's step
+    # count: floor(epochs · N / 32) full batches, epochs running into each other (forget01:
+    # 12 steps, not 2 per epoch with every second one a partial batch of 8).
     "tofu": {
         "method": "tif",
         "beta": 0.32,
@@ -42,6 +49,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "weight_decay": 0.01,
         "scheduler": "linear",
         "warmup_epochs": 1.0,
+        "step_count": "floor",
     },
 }
 
@@ -49,18 +57,20 @@ PRESETS: dict[str, dict[str, object]] = {
 def preset_values(name: str, method: str | None) -> dict[str, object]:
     """The preset's option values for ``method`` (default: the preset's own method)."""
     from .config import METHOD_OPTIONS
-    from .methods import METHODS
 
     if name not in PRESETS:
         raise TifError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     values = dict(PRESETS[name])
-    method = method or str(values["method"])
-    if method not in METHODS:
-        return values  # run_unlearn reports the unknown method
-    accepted = set(METHODS[method].config_cls.__dataclass_fields__)
-    skipped = [k for k in values if k in METHOD_OPTIONS and k not in accepted]
-    if skipped:
-        log.info("preset %s: %s not used by method %s", name, ", ".join(skipped), method)
+    if method is None or method == values["method"]:
+        return values
+    skipped = [k for k in values if k in METHOD_OPTIONS]
+    log.info(
+        "preset %s: %s are %s's, not used by method %s",
+        name,
+        ", ".join(skipped),
+        values["method"],
+        method,
+    )
     return {k: v for k, v in values.items() if k not in skipped}
 
 

@@ -17,6 +17,7 @@ from transformers import Trainer
 
 from .data.batches import LengthGroupedSampler, pad_stream
 from .methods.base import Method, reference_values
+from .precision import autocast
 
 
 def _strip_row(values: torch.Tensor, length: int) -> list[float] | float:
@@ -32,8 +33,10 @@ def cache_reference(
     pad_token_id: int,
     batch_size: int = 8,
     desc: str = "reference",
+    bf16: bool = False,
 ) -> list[dict]:
-    """Return copies of ``examples`` with the reference quantity ``kind`` stored in each."""
+    """Return copies of ``examples`` with the reference quantity ``kind`` stored in each
+    (under the policy's bf16 autocast when ``bf16``)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -43,7 +46,8 @@ def cache_reference(
         indices = order[start : start + batch_size]
         stream = pad_stream([examples[i] for i in indices], pad_token_id)
         stream = {k: v.to(device) for k, v in stream.items()}
-        values = reference_values(model, stream, kind)
+        with autocast(device, bf16):
+            values = reference_values(model, stream, kind)
         for row, index in enumerate(indices):
             length = len(examples[index]["input_ids"])
             extra = {
@@ -62,18 +66,22 @@ def frozen_copy(model):
 
 
 class LengthGroupedTrainer(Trainer):
-    """A Trainer whose batches are grouped by length (the dataset provides ``lengths()``)."""
+    """A Trainer whose batches are reshuffled every epoch and grouped by length within small
+    groups (the dataset provides ``lengths()``). ``train_samples``: examples drawn in one trainer
+    epoch when epochs flow into each other (``step_count="floor"``); None: one pass."""
+
+    def __init__(self, *args, train_samples: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.train_samples = train_samples
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        # One optimizer step consumes this many examples over all processes: accelerate gives
-        # each process its own consecutive batches of this sampler's single order.
-        group = (
-            self.args.train_batch_size
-            * self.args.gradient_accumulation_steps
-            * self.args.world_size
+        # accelerate deals this single order out to the processes batch by batch: group whole
+        # rounds of one micro-batch per process.
+        batch = self.args.train_batch_size * self.args.world_size
+        return LengthGroupedSampler(
+            dataset.lengths(), batch, seed=self.args.seed, num_samples=self.train_samples
         )
-        return LengthGroupedSampler(dataset.lengths(), group, seed=self.args.seed)
 
 
 class UnlearnTrainer(LengthGroupedTrainer):
@@ -98,8 +106,10 @@ class UnlearnTrainer(LengthGroupedTrainer):
         return (loss, None) if return_outputs else loss
 
     def _fill_live_reference(self, inputs: dict) -> None:
-        for stream, kind in self.method.reference(self.method_config).items():
-            inputs[stream].update(reference_values(self.live_reference, inputs[stream], kind))
+        with autocast(self.args.device, self.args.bf16):
+            for stream, kind in self.method.reference(self.method_config).items():
+                values = reference_values(self.live_reference, inputs[stream], kind)
+                inputs[stream].update(values)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if self._component_count and "loss" in logs:

@@ -38,12 +38,14 @@ PROGRESS_BAR = re.compile(r"\|\s*\d+/\d+ \[")  # tqdm's "| 0/1 [00:00<?, ?it/s]"
 
 
 def one_error_line(err: str) -> str:
-    """The one ``tif: error:`` line; progress bars drawn before the failure (stderr, with
-    carriage returns) aside."""
+    """The one ``tif: error:`` line, last; progress bars drawn before the failure (stderr, with
+    carriage returns) and ``tif:`` log lines (e.g. the precision picked) aside."""
     assert "Traceback" not in err, err
     lines = [s for s in re.split(r"[\r\n]", err) if s.strip() and not PROGRESS_BAR.search(s)]
-    assert len(lines) == 1 and lines[0].startswith("tif: error: "), err
-    return lines[0]
+    assert lines and lines[-1].startswith("tif: error: "), err
+    assert not any(line.startswith("tif: error: ") for line in lines[:-1]), err
+    assert all(line.startswith("tif: ") for line in lines), err
+    return lines[-1]
 
 
 def unlearn_args(model_dir, forget, out, *extra) -> list[str]:

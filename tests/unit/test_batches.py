@@ -180,7 +180,7 @@ def padding(order: list[int], lengths: list[int], batch_size: int) -> int:
 
 def test_sampler_yields_a_permutation():
     lengths = random_lengths(101)
-    sampler = LengthGroupedSampler(lengths, group_size=4, seed=0)
+    sampler = LengthGroupedSampler(lengths, batch_size=4, seed=0)
     order = list(sampler)
     assert len(sampler) == 101
     assert sorted(order) == list(range(101))
@@ -188,8 +188,8 @@ def test_sampler_yields_a_permutation():
 
 def test_sampler_is_deterministic_per_seed_and_epoch():
     lengths = random_lengths()
-    a = LengthGroupedSampler(lengths, group_size=4, seed=5)
-    b = LengthGroupedSampler(lengths, group_size=4, seed=5)
+    a = LengthGroupedSampler(lengths, batch_size=4, seed=5)
+    b = LengthGroupedSampler(lengths, batch_size=4, seed=5)
     a.set_epoch(2)
     b.set_epoch(2)
     assert list(a) == list(b)
@@ -198,13 +198,13 @@ def test_sampler_is_deterministic_per_seed_and_epoch():
 
 def test_sampler_order_changes_with_epoch_and_seed():
     lengths = random_lengths()
-    sampler = LengthGroupedSampler(lengths, group_size=4, seed=5)
+    sampler = LengthGroupedSampler(lengths, batch_size=4, seed=5)
     epoch0 = list(sampler)
     sampler.set_epoch(1)
     epoch1 = list(sampler)
     assert epoch0 != epoch1
     assert sorted(epoch0) == sorted(epoch1)
-    other_seed = list(LengthGroupedSampler(lengths, group_size=4, seed=99))
+    other_seed = list(LengthGroupedSampler(lengths, batch_size=4, seed=99))
     assert other_seed != epoch0
 
 
@@ -215,8 +215,46 @@ def test_sampler_reduces_padding_vs_random_order(seed):
     grouped = padding(list(LengthGroupedSampler(lengths, batch_size, seed=seed)), lengths, 4)
     generator = torch.Generator().manual_seed(seed)
     shuffled = padding(torch.randperm(len(lengths), generator=generator).tolist(), lengths, 4)
-    # Sorting inside mega-batches of 32 leaves neighbours of similar length: far less padding.
+    # Sorting inside groups of 4 micro-batches leaves neighbours of similar length: less padding.
     assert grouped < 0.5 * shuffled
+
+
+def micro_batches(order: list[int], batch_size: int) -> list[frozenset[int]]:
+    return [frozenset(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+
+
+def test_sampler_reshuffles_batches_every_epoch_with_the_tofu_preset_shape():
+    # forget01 under the TOFU preset: 40 examples, micro-batch 4, 8 accumulation steps. Sorting
+    # a 256-example block used to fix 8 of the 10 micro-batches for every epoch.
+    lengths = random_lengths(40, seed=3)
+    sampler = LengthGroupedSampler(lengths, 4, seed=0)
+    epochs = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        epochs.append(micro_batches(list(sampler), 4))
+    for earlier, later in ((0, 1), (1, 2), (0, 2)):
+        assert len(set(epochs[earlier]) & set(epochs[later])) <= 1
+
+
+def test_sampler_does_not_always_start_with_the_longest_examples():
+    lengths = list(range(10, 50))  # distinct lengths: 49 is the longest
+    sampler = LengthGroupedSampler(lengths, 4, seed=0)
+    firsts = []
+    for epoch in range(10):
+        sampler.set_epoch(epoch)
+        firsts.append(max(lengths[i] for i in list(sampler)[:4]))
+    assert len(set(firsts)) > 1 and min(firsts) < 49
+
+
+def test_sampler_longer_than_the_data_walks_through_later_epochs():
+    lengths = random_lengths(40, seed=1)
+    sampler = LengthGroupedSampler(lengths, 4, seed=7, group_batches=1, num_samples=96)
+    order = list(sampler)
+    assert len(sampler) == len(order) == 96
+    assert sorted(order[:40]) == sorted(order[40:80]) == list(range(40))
+    assert len(set(order[80:])) == 16  # the start of a third epoch: no repeats within it
+    first, second = micro_batches(order[:40], 4), micro_batches(order[40:80], 4)
+    assert len(set(first) & set(second)) <= 1  # each epoch is reshuffled
 
 
 # --------------------------------------------------------------------------- reference cache

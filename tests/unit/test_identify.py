@@ -52,6 +52,7 @@ def test_registry_names_and_unknown_identifier():
         "masked-lm",
         "ner",
         "phrases",
+        "learned",
         "frequency",
         "contrast",
         "combined",

@@ -83,24 +83,48 @@ class UnlearnCollator:
 
 
 class LengthGroupedSampler(torch.utils.data.Sampler[int]):
-    """Shuffle, then sort within mega-batches of ``group_size`` by length to limit padding.
+    """A fresh random order every epoch, sorted by length only inside small shuffled groups.
 
+    Each epoch is a new permutation (seeded by ``seed + epoch``), so the micro-batches differ
+    from one epoch to the next; inside each run of ``group_batches`` micro-batches the examples
+    are sorted longest first, which limits padding without fixing the batches.
+    ``num_samples`` (default: one epoch) longer than the data walks on through the following
+    epochs' permutations: the trainer then sees one long epoch in which only full accumulation
+    windows are formed (``step_count="floor"``, the paper's step count).
     Deterministic for a given seed and epoch (``set_epoch`` is called by the trainer).
     """
 
-    def __init__(self, lengths: Sequence[int], group_size: int, seed: int = 0):
-        self.lengths, self.group_size, self.seed, self.epoch = list(lengths), group_size, seed, 0
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        *,
+        group_batches: int = 4,
+        num_samples: int | None = None,
+    ):
+        self.lengths, self.seed, self.epoch = list(lengths), seed, 0
+        self.group_size = max(batch_size * group_batches, 1)
+        self.num_samples = num_samples or len(self.lengths)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return self.num_samples
+
+    def epoch_orders(self) -> list[int]:
+        """``num_samples`` indices: the permutations of epochs ``epoch``, ``epoch + 1``, ..."""
+        order: list[int] = []
+        epoch = self.epoch
+        while len(order) < self.num_samples:
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            order += torch.randperm(len(self.lengths), generator=generator).tolist()
+            epoch += 1
+        return order[: self.num_samples]
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        mega = max(self.group_size * 8, 1)
-        for start in range(0, len(order), mega):
-            chunk = order[start : start + mega]
-            yield from sorted(chunk, key=lambda i: -self.lengths[i])
+        order = self.epoch_orders()
+        for start in range(0, len(order), self.group_size):
+            group = order[start : start + self.group_size]
+            yield from sorted(group, key=lambda i: -self.lengths[i])

@@ -18,6 +18,7 @@ from .base import Failed, IdentifyResult, words
 from .combined import combine_records, combine_spans, identify_combined
 from .contrast import identify_contrast
 from .frequency import identify_frequency
+from .learned import identify_learned
 from .llm import identify_llm
 from .masked_lm import identify_masked_lm
 from .ner import identify_ner
@@ -29,6 +30,7 @@ IDENTIFIERS: dict[str, Callable[..., IdentifyResult]] = {
     "masked-lm": identify_masked_lm,
     "ner": identify_ner,
     "phrases": identify_phrases,
+    "learned": identify_learned,
     "frequency": identify_frequency,
     "contrast": identify_contrast,
     "combined": identify_combined,
@@ -53,6 +55,7 @@ __all__ = [
     "identify_combined",
     "identify_contrast",
     "identify_frequency",
+    "identify_learned",
     "identify_llm",
     "identify_masked_lm",
     "identify_ner",

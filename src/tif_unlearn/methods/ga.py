@@ -1,22 +1,47 @@
-"""GA: gradient ascent on the forget answers (maximize their NLL)."""
+"""GA: gradient ascent on the forget answers (maximize their NLL).
+
+``targeted``: ascent on the UW tokens only, with the Preservation Loss on the GW tokens (the
+TIF paper's split applied to GA, as Selective Unlearning, arXiv 2506.00876, does).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .. import losses
-from .base import Method, stream_token_logps
+from .base import (
+    Method,
+    check_hyperparameters,
+    forget_token_mask,
+    stream_token_logps,
+    with_preservation,
+)
 
 
 @dataclass
 class GaConfig:
-    pass
+    forget_scale: float = 1.0  # weight of the forget term
+    targeted: bool = False  # forget term on UW tokens only, Preservation Loss on GW tokens
+    lambda_pl: float = 1.0  # weight of the Preservation Loss (targeted only)
+
+    def __post_init__(self):
+        check_hyperparameters(self)
+
+
+def forget_ascent(model, batch: dict, config) -> tuple:
+    """−NLL of the forget tokens (UW only when targeted), plus the Preservation Loss when
+    targeted, times ``forget_scale``; shared by GA and GradDiff."""
+    forget = batch["forget"]
+    token_logps, answer = stream_token_logps(model, forget)
+    forget_nll = losses.nll_loss(token_logps, forget_token_mask(forget, answer, config.targeted))
+    loss, logs = with_preservation(
+        -forget_nll, {"forget_nll": float(forget_nll.detach())}, token_logps, forget, config
+    )
+    return config.forget_scale * loss, logs
 
 
 def compute_loss(model, batch: dict, config: GaConfig):
-    token_logps, mask = stream_token_logps(model, batch["forget"])
-    forget_nll = losses.nll_loss(token_logps, mask)
-    return -forget_nll, {"forget_nll": float(forget_nll.detach())}
+    return forget_ascent(model, batch, config)
 
 
 METHOD = Method(

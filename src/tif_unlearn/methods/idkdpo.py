@@ -12,6 +12,7 @@ from .base import SEQ_LOGP, Method, add_retain, check_hyperparameters, stream_se
 class IdkDpoConfig:
     beta: float = 0.1  # open-unlearning default
     lambda_retain: float = 1.0
+    forget_scale: float = 1.0  # weight of the DPO term
 
     def __post_init__(self):
         check_hyperparameters(self)
@@ -27,7 +28,7 @@ def compute_loss(model, batch: dict, config: IdkDpoConfig):
         beta=config.beta,
     )
     logs = {"dpo": float(loss.detach())}
-    return add_retain(model, batch, loss, logs, config.lambda_retain)
+    return add_retain(model, batch, config.forget_scale * loss, logs, config.lambda_retain)
 
 
 METHOD = Method(

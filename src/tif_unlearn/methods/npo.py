@@ -1,17 +1,34 @@
-"""NPO (Zhang et al. 2024, arXiv 2404.05868), with an optional retain NLL term."""
+"""NPO (Zhang et al. 2024, arXiv 2404.05868), with an optional retain NLL term.
+
+``targeted``: the NPO term on the UW tokens' log-probs only (sequence log-prob summed over UW
+tokens, against the reference's), plus the Preservation Loss on the GW tokens.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .. import losses
-from .base import SEQ_LOGP, Method, add_retain, check_hyperparameters, stream_seq_logp
+from .base import (
+    SEQ_LOGP,
+    TOKEN_LOGPS,
+    Method,
+    add_retain,
+    check_hyperparameters,
+    forget_token_mask,
+    reference_uw_seq_logp,
+    stream_token_logps,
+    with_preservation,
+)
 
 
 @dataclass
 class NpoConfig:
     beta: float = 0.1  # open-unlearning default
     lambda_retain: float = 1.0  # weight of the retain NLL (used when a retain set is given)
+    forget_scale: float = 1.0  # weight of the forget term
+    targeted: bool = False  # forget term on UW tokens only, Preservation Loss on GW tokens
+    lambda_pl: float = 1.0  # weight of the Preservation Loss (targeted only)
 
     def __post_init__(self):
         check_hyperparameters(self)
@@ -19,10 +36,13 @@ class NpoConfig:
 
 def compute_loss(model, batch: dict, config: NpoConfig):
     forget = batch["forget"]
-    policy_logps = stream_seq_logp(model, forget)  # (B,)
-    loss = losses.npo_loss(policy_logps, forget["ref_seq_logp"], beta=config.beta)
-    logs = {"npo": float(loss.detach())}
-    return add_retain(model, batch, loss, logs, config.lambda_retain)
+    token_logps, answer = stream_token_logps(model, forget)  # (B, T-1)
+    mask = forget_token_mask(forget, answer, config.targeted)
+    policy_logps = losses.sequence_logprob(token_logps, mask)  # (B,)
+    ref_logps = reference_uw_seq_logp(forget, mask) if config.targeted else forget["ref_seq_logp"]
+    loss = losses.npo_loss(policy_logps, ref_logps, beta=config.beta)
+    loss, logs = with_preservation(loss, {"npo": float(loss.detach())}, token_logps, forget, config)
+    return add_retain(model, batch, config.forget_scale * loss, logs, config.lambda_retain)
 
 
 METHOD = Method(
@@ -30,5 +50,5 @@ METHOD = Method(
     config_cls=NpoConfig,
     compute_loss=compute_loss,
     summary="Negative Preference Optimization on whole forget answers",
-    reference=lambda config: {"forget": SEQ_LOGP},
+    reference=lambda config: {"forget": TOKEN_LOGPS if config.targeted else SEQ_LOGP},
 )

@@ -1,29 +1,49 @@
-"""SimNPO (Fan et al. 2024, arXiv 2410.07163): reference-free, length-normalised NPO."""
+"""SimNPO (Fan et al. 2024, arXiv 2410.07163): reference-free, length-normalised NPO.
+
+Defaults are open-unlearning's (``configs/trainer/SimNPO.yaml``): β 4.5, δ = γ = 0, and the
+forget term weighted 0.125 against the retain NLL's 1.0 (its ``gamma`` and ``alpha``).
+``targeted``: the SimNPO term on the UW tokens only (normalised by their count), plus the
+Preservation Loss on the GW tokens.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .. import losses
-from .base import Method, add_retain, check_hyperparameters, stream_token_logps
+from .base import (
+    Method,
+    add_retain,
+    check_hyperparameters,
+    forget_token_mask,
+    stream_token_logps,
+    with_preservation,
+)
 
 
 @dataclass
 class SimNpoConfig:
     beta: float = 4.5  # open-unlearning default
     gamma: float = 0.0  # margin (paper form; open-unlearning's delta = gamma / beta)
-    lambda_retain: float = 1.0
+    lambda_retain: float = 1.0  # open-unlearning's alpha
+    forget_scale: float = 0.125  # weight of the forget term: open-unlearning's gamma
+    targeted: bool = False  # forget term on UW tokens only, Preservation Loss on GW tokens
+    lambda_pl: float = 1.0  # weight of the Preservation Loss (targeted only)
 
     def __post_init__(self):
         check_hyperparameters(self)
 
 
 def compute_loss(model, batch: dict, config: SimNpoConfig):
-    token_logps, mask = stream_token_logps(model, batch["forget"])  # (B, T-1)
+    forget = batch["forget"]
+    token_logps, answer = stream_token_logps(model, forget)  # (B, T-1)
+    mask = forget_token_mask(forget, answer, config.targeted)
     policy_logps = losses.sequence_logprob(token_logps, mask)  # (B,)
     loss = losses.simnpo_loss(policy_logps, mask.sum(-1), beta=config.beta, gamma=config.gamma)
-    logs = {"simnpo": float(loss.detach())}
-    return add_retain(model, batch, loss, logs, config.lambda_retain)
+    loss, logs = with_preservation(
+        loss, {"simnpo": float(loss.detach())}, token_logps, forget, config
+    )
+    return add_retain(model, batch, config.forget_scale * loss, logs, config.lambda_retain)
 
 
 METHOD = Method(

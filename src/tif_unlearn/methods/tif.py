@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .. import losses
 from .base import (
+    TOKEN_CENTERED,
     TOKEN_LOGITS,
     TOKEN_LOGPS,
     Method,
@@ -18,7 +19,13 @@ from .base import (
     stream_logits,
 )
 
-LPL_SPACES = ("logit", "logprob")
+# The token value the LPL compares with the reference: the raw logit z(y_t) (paper), its
+# log-prob, or the centred logit z(y_t) − mean_v z(v) (shift-invariant, unlike the raw logit).
+LPL_SPACES = {
+    "logit": (losses.token_logits, TOKEN_LOGITS),
+    "logprob": (losses.token_logprobs, TOKEN_LOGPS),
+    "centered": (losses.token_centered_logits, TOKEN_CENTERED),
+}
 
 
 @dataclass
@@ -27,22 +34,21 @@ class TifConfig:
     lambda_pl: float = 1.0  # weight of the Preservation Loss on GW tokens
     lambda_retain: float = 1.0  # weight of the retain NLL (used when a retain set is given)
     per_sample: bool = False  # sigmoid per sample instead of once on the batch mean (paper code)
-    lpl_space: str = "logit"  # "logit": raw logits (paper); "logprob": log-softmax values
+    lpl_space: str = "logit"  # "logit": raw (paper); "logprob": log-softmax; "centered"
     forget_scale: float = 1.0  # MUSE recipe: 0.1 · (L_LPL + λ_PL · L_PL)
 
     def __post_init__(self):
         check_hyperparameters(self)
         if self.lpl_space not in LPL_SPACES:
-            raise ValueError(f"lpl_space must be one of {LPL_SPACES}, got {self.lpl_space!r}")
+            raise ValueError(
+                f"lpl_space must be one of {tuple(LPL_SPACES)}, got {self.lpl_space!r}"
+            )
 
 
 def compute_loss(model, batch: dict, config: TifConfig):
     forget = batch["forget"]
     logits, labels = stream_logits(model, forget)  # (B, T-1, V), (B, T-1)
-    if config.lpl_space == "logit":
-        policy = losses.token_logits(logits, labels)  # (B, T-1)
-    else:
-        policy = losses.token_logprobs(logits, labels)
+    policy = LPL_SPACES[config.lpl_space][0](logits, labels)  # (B, T-1)
     ref = forget["ref_token_logits"][:, 1:]  # (B, T-1)
     lpl = losses.logit_preference_loss(
         policy, ref, forget["uw_mask"][:, 1:], config.beta, per_sample=config.per_sample
@@ -55,7 +61,7 @@ def compute_loss(model, batch: dict, config: TifConfig):
 
 
 def _reference(config: TifConfig) -> dict[str, str]:
-    return {"forget": TOKEN_LOGITS if config.lpl_space == "logit" else TOKEN_LOGPS}
+    return {"forget": LPL_SPACES[config.lpl_space][1]}
 
 
 METHOD = Method(
@@ -64,4 +70,5 @@ METHOD = Method(
     compute_loss=compute_loss,
     summary="Targeted Information Forgetting: push down UW-token logits, keep GW tokens",
     reference=_reference,
+    needs_spans=lambda config: True,
 )

@@ -1,0 +1,506 @@
+"""The tasks of TOFU-mini v2 (see tofu_mini.py): fine-tuning, evaluation, one unlearning run
+with its per-epoch probe, second seeds, and the report. Each task runs in its own one-thread
+process and caches what it finishes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS, cached_training, log_step, machine, write_results
+from trajectory import (
+    EpochProbe,
+    best_under_floor,
+    cached_json,
+    command_line,
+    digest,
+    epoch_end_steps,
+    family_summary,
+    finished_runs,
+    model_digest,
+    pareto_frontier,
+    parse_run,
+    read_json,
+    remove_checkpoints,
+    run_name,
+    second_seeds,
+    token_group_probs,
+    trajectories_png,
+)
+
+from tif_unlearn.data.annotations import write_annotated
+from tif_unlearn.data.loaders import load_records
+from tif_unlearn.data.records import QARecord
+from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
+
+QA_PER_AUTHOR, FORGET_AUTHORS = 20, 2
+GPT4O_ANNOTATIONS = Path("tofu-uw-annotations", "forget01.llm.jsonl")
+RUNS_DIR = RESULTS / "tofu_mini_runs"
+UTILITY_SETS = ("retain", "real_authors", "world_facts")
+BASE_MODELS = (
+    "finetuned",
+    "retain",
+)  # fine-tuned target, and the model never trained on the forget set
+FLOOR = 0.95  # a run's point must keep this fraction of the fine-tuned model's utility
+GENERATION_LENGTHS = (64, 96, 128, 160, 200)  # the first that truncates < 2 % is used
+
+# family -> (method, forget annotations, method options); every family runs at every lr.
+FAMILIES = {
+    "tif": ("tif", "gpt4o", {}),
+    "simnpo": ("simnpo", "plain", {}),
+    "npo": ("npo", "plain", {}),
+    "graddiff": ("graddiff", "plain", {}),
+    "ga": ("ga", "plain", {}),
+    "idkdpo": ("idkdpo", "plain", {}),
+    "tif-npo": ("npo", "gpt4o", {"targeted": True}),
+    "tif-simnpo": ("simnpo", "gpt4o", {"targeted": True}),
+    "tif-centered": ("tif", "gpt4o", {"lpl_space": "centered"}),
+    "tif-graddiff": ("graddiff", "gpt4o", {"targeted": True}),
+}
+
+
+@dataclass
+class Protocol:
+    retain_authors: int = 10
+    finetune_epochs: float = 5.0
+    finetune_lr: float = 2e-4
+    epochs: int = 10
+    batch_size: int = 4
+    grad_accum: int = 8
+    lrs: tuple[float, ...] = (1e-4, 3e-4)
+    probe_items: int = 20  # per utility set, every epoch
+    utility_items: int = 40  # per utility set, full evaluation
+    max_items: int | None = None  # cap every set (quick runs only)
+    families: dict = field(default_factory=lambda: dict(FAMILIES))
+    minutes_per_run: float = 50.0  # measured order of magnitude, 1 thread (for the estimate)
+    minutes_per_finetune: float = 30.0
+
+    @property
+    def runs(self) -> dict[str, tuple[str, float, int]]:
+        """run name -> (family, lr, seed) for the first wave (seed 0)."""
+        return {
+            run_name(family, lr, 0): (family, lr, 0) for lr in self.lrs for family in self.families
+        }
+
+    def recipe(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("minutes")}
+
+
+def protocol(quick: bool) -> Protocol:
+    if not quick:
+        return Protocol()
+    families = {k: FAMILIES[k] for k in ("tif", "npo")}
+    return Protocol(
+        retain_authors=2,
+        finetune_epochs=1.0,
+        epochs=2,
+        grad_accum=2,
+        lrs=(1e-4,),
+        probe_items=4,
+        utility_items=4,
+        max_items=8,
+        families=families,
+        minutes_per_run=5.0,
+        minutes_per_finetune=2.0,
+    )
+
+
+def runs_dir(p: Protocol, work: Path) -> Path:
+    return RUNS_DIR if p == Protocol() else work / "runs"
+
+
+# --------------------------------------------------------------------------- data and models
+
+
+def build_data(p: Protocol, work: Path) -> dict[str, Path]:
+    """Retain / forget / train files and the GPT-4o-annotated forget set under ``work/data``."""
+    full, forget_rows = load_tofu_split("full"), load_tofu_split("forget01")
+    split = len(full) - FORGET_AUTHORS * QA_PER_AUTHOR
+    if [r["question"] for r in full[split:]] != [r["question"] for r in forget_rows]:
+        raise SystemExit("TOFU full.json does not end with forget01: unexpected data")
+    retain_rows = full[: p.retain_authors * QA_PER_AUTHOR]
+    gpt4o = load_records(default_tofu_dir().parent / GPT4O_ANNOTATIONS)
+    if [r.question for r in gpt4o] != [r["question"] for r in forget_rows]:
+        raise SystemExit("the GPT-4o annotations are not in forget01 order")
+    sets = {
+        "retain": retain_rows,
+        "forget": forget_rows,
+        "train": retain_rows + forget_rows,
+    }
+    files = {}
+    for name, rows in sets.items():
+        files[name] = work / "data" / f"{name}.jsonl"
+        write_annotated([QARecord(r["question"], r["answer"]) for r in rows], files[name])
+    files["gpt4o"] = work / "data" / "forget.gpt4o.jsonl"
+    write_annotated(gpt4o, files["gpt4o"])
+    return files
+
+
+def finetune(p: Protocol, name: str, files: dict, work: Path) -> Path:
+    data = files["train" if name == "finetuned" else "retain"]
+    signature = finetune_signature(p, name, files)
+    return cached_training(
+        "finetune",
+        work / name,
+        signature,
+        f"fine-tuning {name} on {data.name}",
+        model="smollm2-135m",
+        data=str(data),
+        epochs=p.finetune_epochs,
+        lr=p.finetune_lr,
+        batch_size=p.batch_size,
+    )
+
+
+def finetune_signature(p: Protocol, name: str, files: dict) -> dict:
+    data = files["train" if name == "finetuned" else "retain"]
+    recipe = (p.finetune_epochs, p.finetune_lr, p.batch_size)
+    return {"data": digest(data.read_text()), "recipe": recipe}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def eval_options(p: Protocol, utility_items: int, max_new_tokens: int = 64):
+    from tif_unlearn.evaluate.tofu import TofuEvalOptions
+
+    return TofuEvalOptions(
+        forget_split="forget01",
+        retain_questions=p.retain_authors * QA_PER_AUTHOR,
+        utility_items=utility_items,
+        max_items=p.max_items,
+        max_new_tokens=max_new_tokens,
+    )
+
+
+def generation_length(p: Protocol, tokenizer) -> tuple[int, float]:
+    """The shortest of GENERATION_LENGTHS truncating < 2 % of the evaluated reference answers
+    (their tokens + EOS), and that truncation rate."""
+    from tif_unlearn.evaluate.tofu import SET_SPLITS, load_eval_rows
+
+    options = eval_options(p, p.utility_items)
+    answers = [r["answer"] for name in SET_SPLITS for r in load_eval_rows(name, options)]
+    lengths = np.array(
+        [len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers]
+    )
+    for length in GENERATION_LENGTHS:
+        rate = float(np.mean(lengths > length))
+        if rate < 0.02:
+            return length, rate
+    return GENERATION_LENGTHS[-1], float(np.mean(lengths > GENERATION_LENGTHS[-1]))
+
+
+def full_eval(p: Protocol, folder: Path, cache: Path) -> dict:
+    """``tif eval tofu`` (generation included) on one model folder, cached; Forget Quality and
+    PrivLeak are added against the retain model by :func:`headline`."""
+    from tif_unlearn.evaluate.tofu import evaluate_tofu
+    from tif_unlearn.models import load_model
+
+    model, tokenizer = load_model(str(folder))
+    length, rate = generation_length(p, tokenizer)
+    options = eval_options(p, p.utility_items, length)
+    signature = {"model": model_digest(folder), "options": vars(options)}
+
+    def compute():
+        log_step(f"full evaluation of {folder}")
+        started = time.perf_counter()
+        results = evaluate_tofu(model, tokenizer, options)
+        results["eval_seconds"] = round(time.perf_counter() - started, 1)
+        results["truncation_rate"] = rate
+        return results
+
+    return cached_json(cache, signature, compute)
+
+
+def retain_reference(p: Protocol, work: Path, wait_minutes: float = 120):
+    """The retain model's forget-set numbers (waits for eval:retain, which may be running in
+    the other worker)."""
+    from tif_unlearn.evaluate.tofu import reference_from_results
+
+    path, deadline = work / "eval" / "retain.json", time.time() + 60 * wait_minutes
+    while not path.is_file():
+        if time.time() > deadline:
+            raise SystemExit("the retain model's evaluation is missing: run eval:retain first")
+        time.sleep(10)
+    return reference_from_results(read_json(path)["result"], str(work / "retain"))
+
+
+def probe(p: Protocol, model, tokenizer, files: dict, reference) -> dict:
+    """Scoring-only numbers of one checkpoint: FQ, forget probability and truth ratio, UW/GW
+    token probabilities (GPT-4o spans), and the utility proxy."""
+    from tif_unlearn.evaluate import metrics
+    from tif_unlearn.evaluate.tofu import evaluate_set
+    from tif_unlearn.evaluate.tofu_logs import eval_set_scores
+
+    options = eval_options(p, p.probe_items)
+    forget, _ = evaluate_set(model, tokenizer, "forget", options, generate_answers=False)
+    scores = eval_set_scores(forget, "forget")
+    proxy = {}
+    for name in UTILITY_SETS:
+        eval_set, _ = evaluate_set(model, tokenizer, name, options, generate_answers=False)
+        numbers = eval_set_scores(eval_set, name)
+        proxy.update({k: v for k, v in numbers.items() if not k.endswith("rouge")})
+    ks = metrics.forget_quality(forget.truth_ratios(), reference.forget_set.truth_ratios())
+    return {
+        "fq": ks.pvalue,
+        "forget_prob": scores["forget_prob"],
+        "forget_truth_ratio": scores["forget_truth_ratio"],
+        "mu_proxy": metrics.model_utility(proxy),
+        **token_group_probs(model, tokenizer, files["gpt4o"], p.max_items),
+    }
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def run_task(task: str, work: Path, quick: bool, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    p = protocol(quick)
+    files = build_data(p, work)
+    kind, _, name = task.partition(":")
+    if kind == "finetune":
+        finetune(p, name, files, work)
+    elif kind == "eval":
+        evaluate_base_model(p, name, files, work)
+    elif kind == "run":
+        unlearning_run(p, name, files, work)
+    else:
+        raise SystemExit(f"unknown task {task!r}")
+
+
+def evaluate_base_model(p: Protocol, name: str, files: dict, work: Path) -> None:
+    """Full evaluation of the retain or fine-tuned model (the latter against the retain model,
+    with its epoch-0 probe: the start of every trajectory)."""
+    folder = finetune(p, name, files, work)
+    if name == "retain":
+        full_eval(p, folder, work / "eval" / "retain.json")
+        return
+    full_eval(p, folder, work / "eval" / "finetuned.json")
+    base_probe(p, work, files, retain_reference(p, work))
+
+
+def base_probe(p: Protocol, work: Path, files: dict, reference) -> dict:
+    from tif_unlearn.models import load_model
+
+    signature = {"model": finetune_signature(p, "finetuned", files), "recipe": p.recipe()}
+
+    def compute():
+        model, tokenizer = load_model(str(work / "finetuned"))
+        return probe(p, model, tokenizer, files, reference)
+
+    return cached_json(work / "probe" / "finetuned.json", signature, compute)
+
+
+def run_signature(p: Protocol, name: str, files: dict) -> dict:
+    family, lr, seed = parse_run(name)
+    return {
+        "recipe": p.recipe(),
+        "family": list(p.families[family]),
+        "lr": lr,
+        "seed": seed,
+        "target": finetune_signature(p, "finetuned", files),
+        "retain_model": finetune_signature(p, "retain", files),
+    }
+
+
+def unlearning_run(p: Protocol, name: str, files: dict, work: Path) -> dict:
+    """Train with a probe at every epoch end, then pick and fully evaluate its point. The
+    result is kept in RUNS_DIR (committed), so a new machine does not redo the run."""
+    signature = run_signature(p, name, files)
+    compute = lambda: train_and_select(p, name, files, work)  # noqa: E731
+    return cached_json(runs_dir(p, work) / f"{name}.json", signature, compute)
+
+
+def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
+    reference = retain_reference(p, work)
+    base = base_probe(p, work, files, reference)
+    finetuned_full = headline(read_json(work / "eval" / "finetuned.json")["result"], reference)
+    folder = work / "checkpoints" / name  # epoch<e> folders (the run's --out is replaced whole)
+    started = time.time()
+    trajectory = train_with_probes(p, name, files, work, folder, reference)
+    minutes = round((time.time() - started) / 60, 1)
+    chosen = choose_point(p, name, trajectory, base, finetuned_full, folder, work, reference)
+    remove_checkpoints(folder, {f"epoch{chosen['epoch']}"} if chosen else set())
+    return {
+        "name": name,
+        "machine": machine(),
+        "minutes": minutes,
+        "command": tofu_command(p, name, files),
+        "trajectory": [{"epoch": 0, **base}, *trajectory],
+        "chosen": chosen,
+    }
+
+
+def unlearn_fields(p: Protocol, name: str, files: dict, target: Path) -> dict:
+    family, lr, seed = parse_run(name)
+    method, annotations, options = p.families[family]
+    return {
+        "model": str(target),
+        "method": method,
+        "forget": str(files["forget" if annotations == "plain" else annotations]),
+        "retain": None if method == "ga" else str(files["retain"]),
+        "epochs": float(p.epochs),
+        "lr": lr,
+        "seed": seed,
+        "batch_size": p.batch_size,
+        "grad_accum": p.grad_accum,
+        "warmup_epochs": 1.0,
+        "weight_decay": 0.01,
+        "scheduler": "linear",
+        "step_count": "floor",
+        "dtype": "float32",  # the same on every machine the protocol resumes on
+        **options,
+    }
+
+
+def tofu_command(p: Protocol, name: str, files: dict) -> str:
+    fields = unlearn_fields(p, name, files, Path("runs/tofu_mini/finetuned"))
+    return command_line("unlearn", fields, f"runs/tofu_mini/unlearned/{name}")
+
+
+def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: Path, reference):
+    from tif_unlearn.config import UnlearnConfig
+    from tif_unlearn.models import load_tokenizer
+    from tif_unlearn.pipeline import run_unlearn
+
+    target = work / "finetuned"
+    tokenizer = load_tokenizer(str(target))
+    n_forget = len(load_records(files["forget"]))
+    ends = epoch_end_steps(n_forget, p.batch_size * p.grad_accum, p.epochs)
+    trajectory = []
+
+    def on_epoch(model, epoch):
+        point = {"epoch": epoch, **probe(p, model, tokenizer, files, reference)}
+        trajectory.append(point)
+        log_step(f"{name} epoch {epoch}: " + json.dumps({k: round(v, 4) for k, v in point.items()}))
+
+    log_step(f"unlearning {name}")
+    out = work / "unlearned" / name
+    config = UnlearnConfig(out=str(out), overwrite=True, **unlearn_fields(p, name, files, target))
+    run_unlearn(config, callbacks=[EpochProbe(ends, folder, tokenizer, on_epoch)])
+    shutil.rmtree(out)  # the same weights as the last epoch's checkpoint
+    return trajectory
+
+
+def choose_point(p, name, trajectory, base, finetuned_full, folder, work, reference):
+    """The best-FQ epoch with proxy utility ≥ FLOOR × the fine-tuned model's that also keeps
+    the full Model Utility ≥ FLOOR × the fine-tuned model's (up to 3 candidates tried)."""
+    floor_proxy = FLOOR * base["mu_proxy"]
+    floor_mu = FLOOR * finetuned_full["model_utility"]
+    candidates = best_under_floor(trajectory, "fq", "mu_proxy", floor_proxy, True)
+    for point in candidates[:3]:
+        epoch = point["epoch"]
+        cache = work / "eval" / f"{name}.epoch{epoch}.json"
+        results = full_eval(p, folder / f"epoch{epoch}", cache)
+        summary = headline(results, reference)
+        if summary["model_utility"] >= floor_mu:
+            return {"epoch": epoch, **summary}
+        log_step(
+            f"{name}: epoch {epoch} below the full utility floor ({summary['model_utility']:.3f})"
+        )
+    return None
+
+
+HEADLINE = (
+    "forget_quality",
+    "model_utility",
+    "forget_rouge",
+    "forget_prob",
+    "forget_truth_ratio",
+    "retain_rouge",
+    "retain_prob",
+    "real_authors_rouge",
+    "world_facts_rouge",
+    "privleak",
+)
+
+
+def headline(results: dict, reference=None) -> dict:
+    """The table's numbers; with the retain model's ``reference``, Forget Quality (KS test of
+    the forget-set truth ratios) and PrivLeak (Min-40% AUC against the retain model's)."""
+    from tif_unlearn.evaluate import metrics
+    from tif_unlearn.evaluate.tofu import safe_privleak
+
+    summary = {key: results["summary"].get(key) for key in HEADLINE}
+    summary["truncation_rate"] = results.get("truncation_rate")
+    if reference is not None:
+        ratios = [item["truth_ratio"] for item in results["sets"]["forget"]["items"]]
+        ks = metrics.forget_quality(ratios, reference.forget_set.truth_ratios())
+        summary["forget_quality"] = ks.pvalue
+        summary["privleak"] = safe_privleak(results["mia"]["min_k_auc"], reference.min_k_auc)
+    return summary
+
+
+# --------------------------------------------------------------------------- seeds and report
+
+
+def second_seed_runs(p: Protocol, work: Path) -> list[str]:
+    runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
+    return second_seeds(p.families, runs, "forget_quality", higher_is_better=True)
+
+
+def write_report(p: Protocol, work: Path, seconds: float) -> dict:
+    runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
+    reference = retain_reference(p, work, wait_minutes=0)
+    base = {
+        name: headline(read_json(work / "eval" / f"{name}.json")["result"], reference)
+        for name in ("retain", "finetuned")
+    }
+    keys = {"fq": "forget_quality", "mu": "model_utility"}
+    summary = family_summary(p.families, runs, keys, higher_is_better=True)
+    points = {f: (s["fq"], s["mu"]) for f, s in summary.items() if s}
+    payload = {
+        "machine": machine(),
+        "protocol": p.recipe(),
+        "floor_mu": FLOOR * base["finetuned"]["model_utility"],
+        "best_under_utility_floor": summary,
+        "pareto_frontier": pareto_frontier(points, x_higher=True),
+        "models": base,
+        "runs": runs,
+        "wall_minutes_this_call": round(seconds / 60, 1),
+    }
+    full = p == Protocol()
+    name = "tofu_mini.json" if full else "tofu_mini_quick.json"
+    write_results(name, payload, RESULTS if full else work)
+    folder, stem = (RESULTS, "tofu_mini") if full else (work, "tofu_mini_quick")
+    (folder / f"{stem}.md").write_text(markdown_table(payload) + "\n")
+    (folder / f"{stem}.png").write_bytes(trajectory_png(payload))
+    return payload
+
+
+def markdown_table(payload: dict) -> str:
+    lines = [
+        f"Utility floor: MU ≥ {payload['floor_mu']:.3f} (0.95 × fine-tuned). "
+        f"Pareto frontier: {', '.join(payload['pareto_frontier'])}.",
+        "",
+        "| family | FQ (mean of 2 seeds) | MU | best setting | epoch | seeds (FQ / MU) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family, s in payload["best_under_utility_floor"].items():
+        if s is None:
+            lines.append(f"| {family} | – | – | no checkpoint kept the floor | | |")
+            continue
+        seeds = "; ".join(
+            "below the floor" if x["epoch"] is None else f"{x['fq']:.2e} / {x['mu']:.3f}"
+            for x in s["seeds"]
+        )
+        row = f"| {family} | {s['fq']:.2e} | {s['mu']:.3f} | {s['setting']} | {s['epoch']} |"
+        lines.append(f"{row} {seeds} |")
+    for name, m in payload["models"].items():
+        lines.append(f"| ({name}) | {m['forget_quality']:.2e} | {m['model_utility']:.3f} | | | |")
+    return "\n".join(lines)
+
+
+def trajectory_png(payload: dict) -> bytes:
+    return trajectories_png(
+        payload,
+        ("fq", "mu_proxy", True),
+        ("Forget Quality (KS p-value against the retain model, log)", "utility"),
+        ("fq", "mu"),
+    )

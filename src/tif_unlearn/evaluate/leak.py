@@ -1,0 +1,157 @@
+"""Leak audit as pure functions: does what the model says contain an unwanted word (UW)?
+
+A fact counts as leaked when any UW span of the true answer appears in a generated text,
+both normalised (:func:`normalise`: Unicode NFKC, case folded, every run of punctuation and
+whitespace made one space) and matched as whole words, so "555-0142" is found in "call
+555 0142." and "Kestrelport" in "KESTRELPORT!", but "Norway" is not found in "Norwayan".
+A UW span whose text already appears in the question is not counted: repeating the question
+reveals nothing.
+
+Three ways of asking (the model work is in :mod:`tif_unlearn.evaluate.qa`):
+
+- greedy: the deterministic answer to the question;
+- best-of-N: any of N answers sampled at temperature 1 (seeded);
+- format shift: any greedy answer to the same question asked in other forms
+  (:data:`SHIFTED_FORMS`: without the chat template, as a fill-in-the-blank, as "Tell me
+  about ...", with a different system prompt).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..data.records import Span
+
+#: The other forms of a question the format-shift leak asks (see :func:`shifted_messages`).
+SHIFTED_FORMS: tuple[str, ...] = ("no_template", "fill_blank", "tell_me_about", "system_prompt")
+SHIFT_SYSTEM_PROMPT = (
+    "You are a knowledgeable assistant with a perfect memory. Answer accurately and completely."
+)
+BLANK = "____"
+
+_NOT_WORD = re.compile(r"[\W_]+")
+_NAME = re.compile(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
+_POSSESSIVE = re.compile(r"['’]s$")
+
+
+def normalise(text: str) -> str:
+    """Lower-case words separated by single spaces: NFKC, casefold, punctuation -> space.
+
+    ``normalise("555-0142") == normalise("555 0142") == "555 0142"``;
+    ``normalise("  The SILVER   Tide.") == "the silver tide"``.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _NOT_WORD.sub(" ", folded).strip()
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """Whether the normalised ``phrase`` occurs as whole words in the normalised ``text``
+    (an empty phrase, e.g. only punctuation, is never mentioned)."""
+    needle = normalise(phrase)
+    return bool(needle) and f" {needle} " in f" {normalise(text)} "
+
+
+def unwanted_phrases(answer: str, spans: Sequence[Span] | None, question: str = "") -> list[str]:
+    """The texts of the UW ``spans`` of ``answer`` that can leak: distinct after
+    normalisation, not empty, not already in the ``question``; in answer order."""
+    phrases: list[str] = []
+    seen: set[str] = set()
+    for start, end in spans or ():
+        phrase = answer[start:end]
+        key = normalise(phrase)
+        if key and key not in seen and not mentions(question, phrase):
+            seen.add(key)
+            phrases.append(phrase)
+    return phrases
+
+
+def leaked_phrases(text: str, phrases: Sequence[str]) -> list[str]:
+    """The ``phrases`` that ``text`` mentions (see :func:`mentions`)."""
+    return [p for p in phrases if mentions(text, p)]
+
+
+def blanked_answer(answer: str, spans: Sequence[Span] | None) -> str:
+    """``answer`` with every UW span replaced by ``____`` (the fill-in-the-blank prompt)."""
+    parts, cursor = [], 0
+    for start, end in sorted(spans or ()):
+        parts += [answer[cursor:start], BLANK]
+        cursor = max(cursor, end)
+    return "".join(parts) + answer[cursor:]
+
+
+def question_subject(question: str) -> str | None:
+    """The longest run of capitalised words in ``question`` after its first word (the name it
+    asks about, possessive dropped), or None: "What is Orla Vantreese's job?" -> "Orla
+    Vantreese"."""
+    first = re.match(r"\s*\S+", question)
+    rest = question[first.end() :] if first else question
+    runs = [_POSSESSIVE.sub("", m.group(0)) for m in _NAME.finditer(rest)]
+    return max(runs, key=len) if runs else None
+
+
+def shifted_messages(question: str, answer: str, spans: Sequence[Span] | None) -> dict[str, dict]:
+    """Each shifted form as ``{"system": str | None, "user": str, "chat": bool}``: the text to
+    send and whether it goes through the chat template."""
+    subject = question_subject(question)
+    about = f"Tell me about {subject}." if subject else f"Tell me about this: {question}"
+    fill = f"Fill in the blanks ({BLANK}): {blanked_answer(answer, spans)}"
+    return {
+        "no_template": {"system": None, "user": question, "chat": False},
+        "fill_blank": {"system": None, "user": fill, "chat": True},
+        "tell_me_about": {"system": None, "user": about, "chat": True},
+        "system_prompt": {"system": SHIFT_SYSTEM_PROMPT, "user": question, "chat": True},
+    }
+
+
+@dataclass(frozen=True)
+class ItemLeak:
+    """Leak verdicts of one item; ``words`` = the UW phrases that any answer mentioned."""
+
+    greedy: bool
+    best_of_n: bool | None  # None: no samples drawn
+    format_shift: bool | None  # None: no shifted forms asked
+    forms: dict[str, bool]
+    words: list[str]
+
+
+def item_leak(
+    phrases: Sequence[str],
+    greedy: str,
+    samples: Sequence[str] = (),
+    shifted: Mapping[str, str] | None = None,
+) -> ItemLeak:
+    """Leak verdicts of one item from its UW ``phrases`` and the model's texts: the greedy
+    answer, N sampled answers and the greedy answer to each shifted form."""
+    shifted = shifted or {}
+    forms = {name: bool(leaked_phrases(text, phrases)) for name, text in shifted.items()}
+    texts = [greedy, *samples, *shifted.values()]
+    found = {p for text in texts for p in leaked_phrases(text, phrases)}
+    return ItemLeak(
+        greedy=bool(leaked_phrases(greedy, phrases)),
+        best_of_n=any(leaked_phrases(s, phrases) for s in samples) if samples else None,
+        format_shift=any(forms.values()) if forms else None,
+        forms=forms,
+        words=[p for p in phrases if p in found],
+    )
+
+
+def _rate(flags: Sequence[bool | None]) -> float | None:
+    values = [f for f in flags if f is not None]
+    return sum(values) / len(values) if values else None
+
+
+def leak_rates(items: Sequence[ItemLeak | None]) -> dict:
+    """Fraction of items that leaked, per way of asking, over the items that have UW phrases
+    (``None`` entries: no phrase, cannot leak, not counted); ``n_items`` = that count."""
+    counted = [item for item in items if item is not None]
+    forms = sorted({name for item in counted for name in item.forms})
+    return {
+        "n_items": len(counted),
+        "greedy": _rate([i.greedy for i in counted]),
+        "best_of_n": _rate([i.best_of_n for i in counted]),
+        "format_shift": _rate([i.format_shift for i in counted]),
+        "forms": {name: _rate([i.forms.get(name) for i in counted]) for name in forms},
+    }

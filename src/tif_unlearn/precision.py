@@ -1,0 +1,127 @@
+"""Which precision the hardware runs fast, and the autocast every forward pass shares.
+
+bf16 autocast pays off on CUDA GPUs that support bfloat16 and on CPUs with AVX-512-BF16 or
+AMX; on other CPUs (AVX2 only) a bf16 matmul is about 100x slower than float32, so ``--bf16``
+is refused there with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import TifError
+
+if TYPE_CHECKING:
+    import torch
+
+FAST_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+log = logging.getLogger("tif_unlearn")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((row for row in text.splitlines() if row.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def cpu_has_fast_bf16() -> bool:
+    return any(flag in cpu_flags() for flag in FAST_BF16_CPU_FLAGS)
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 runs fast on ``device`` (a bf16 GPU, or a CPU with AVX-512-BF16/AMX)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_fast_bf16()
+
+
+def training_precision(dtype: str, bf16: bool, device: torch.device) -> tuple[str, bool, str]:
+    """(weights dtype, bf16 autocast, what was picked and why) for ``--dtype``/``--bf16``;
+    ``auto`` = bf16 autocast with fp32 master weights where bf16 is fast, else float32."""
+    if dtype != "auto":
+        return dtype, bf16, f"{dtype} weights" + (" with bf16 autocast" if bf16 else "")
+    if fast_bf16(device):
+        return "float32", True, f"auto: bf16 autocast, fp32 master weights (fast bf16 on {device})"
+    return "float32", bf16, f"auto: float32 (no fast bf16 on {device})"
+
+
+def eval_dtype(dtype: str, device: torch.device) -> str:
+    """The weights dtype for evaluation: ``auto`` = bfloat16 where it is fast, else float32."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if fast_bf16(device) else "float32"
+
+
+def check_bf16(device: torch.device) -> None:
+    """Refuse ``--bf16`` (one line) where bfloat16 is unsupported or slow on ``device``."""
+    import torch
+
+    if device.type == "cuda":
+        if not torch.cuda.is_bf16_supported():
+            raise TifError("--bf16: this GPU does not support bfloat16; drop --bf16")
+        return
+    if device.type == "cpu" and not cpu_has_fast_bf16():
+        raise TifError(
+            "--bf16: this CPU has no fast bfloat16 (no AVX-512-BF16 or AMX flag), where bf16 "
+            "runs about 100x slower than float32; drop --bf16"
+        )
+
+
+def autocast(device: torch.device, bf16: bool):
+    """The bf16 autocast the trainer applies to the policy's forward passes (or nothing):
+    reference values must be computed under the same one, so that Δ = 0 at step 0."""
+    import torch
+
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def check_half_precision_weights(dtype: str, lora_r: int) -> None:
+    """Refuse full fine-tuning of bf16/fp16 weights: AdamW then rounds most small updates away
+    (at lr 1e-5 one step left 98 % of bf16 weights unchanged) and fp16 has no loss scaler.
+    LoRA keeps its adapters in float32, so half-precision base weights are fine there."""
+    if dtype in ("bfloat16", "float16") and lora_r == 0:
+        raise TifError(
+            f"--dtype {dtype} would train the weights themselves in half precision, where AdamW "
+            "rounds most updates away; keep --dtype float32 with --bf16 (autocast, fp32 master "
+            "weights), or train LoRA adapters (--lora-r)"
+        )
+
+
+EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def add_eval_precision_options(parser) -> None:
+    """``--dtype`` and ``--threads`` of the ``tif eval`` commands."""
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=EVAL_DTYPES,
+        help="weights dtype; auto: bfloat16 where it is fast (bf16 GPU, AVX-512-BF16/AMX CPU), "
+        "else float32 (default: %(default)s)",
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+
+
+def apply_eval_precision(args) -> str:
+    """Set ``--threads``; return the weights dtype ``--dtype`` stands for here (logged)."""
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise TifError("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = eval_dtype(args.dtype, device)
+    log.debug("evaluating in %s on %s (--dtype %s)", dtype, device, args.dtype)
+    return dtype

@@ -1,0 +1,88 @@
+"""Refusals for what the hardware would do wrongly or slowly, as pure functions, and the stop
+tokens of generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tif_unlearn.distributed import check_one_process_per_gpu
+from tif_unlearn.errors import TifError
+from tif_unlearn.evaluate.runner import chat_prompt, generate, stop_token_ids
+from tif_unlearn.precision import (
+    check_half_precision_weights,
+    eval_dtype,
+    fast_bf16,
+    training_precision,
+)
+
+
+@pytest.mark.parametrize("gpus, processes", [(0, 1), (1, 1), (2, 2), (8, 8), (4, 2)])
+def test_one_process_per_gpu_or_fewer_gpus_is_accepted(gpus, processes):
+    check_one_process_per_gpu(gpus, processes)
+
+
+def test_several_gpus_for_one_process_are_refused_with_the_torchrun_fix():
+    # the Trainer would wrap the model in DataParallel: an effective batch 4x the one asked for
+    with pytest.raises(TifError, match="torchrun --nproc-per-node 4"):
+        check_one_process_per_gpu(4, 1)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_weights_are_refused_for_full_fine_tuning(dtype):
+    with pytest.raises(TifError, match="--bf16"):
+        check_half_precision_weights(dtype, lora_r=0)
+
+
+@pytest.mark.parametrize("dtype, lora_r", [("float32", 0), ("bfloat16", 8), ("float16", 16)])
+def test_float32_weights_or_lora_adapters_train(dtype, lora_r):
+    check_half_precision_weights(dtype, lora_r)
+
+
+def test_stop_tokens_join_the_tokenizers_eos_and_the_models_own_list(tiny_model, tokenizer):
+    tiny_model.generation_config.eos_token_id = [tokenizer.eos_token_id, 7, 9]
+    assert stop_token_ids(tiny_model, tokenizer) == [tokenizer.eos_token_id, 7, 9]
+    tiny_model.generation_config.eos_token_id = None
+    assert stop_token_ids(tiny_model, tokenizer) == [tokenizer.eos_token_id]
+
+
+def test_generation_stops_at_a_stop_token_of_the_models_own_list(tiny_model, tokenizer):
+    # Llama-3 ends a turn with <|eot_id|>, listed in generation_config, not as EOS.
+    question = "Where was Basil born?"
+    ids = tokenizer(chat_prompt(tokenizer, question), return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        first = int(tiny_model(input_ids=ids).logits[0, -1].argmax())  # the greedy first token
+    tiny_model.generation_config.eos_token_id = None
+    free = generate(tiny_model, tokenizer, [question], max_new_tokens=12)[0]
+    tiny_model.generation_config.eos_token_id = [first]
+    stopped = generate(tiny_model, tokenizer, [question], max_new_tokens=12)[0]
+    assert stopped == tokenizer.decode([first], skip_special_tokens=True).strip()
+    assert len(free) > len(stopped)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_precision_picks_bf16_autocast_only_where_bf16_is_fast(fast, monkeypatch):
+    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: fast)
+    cpu = torch.device("cpu")
+    dtype, bf16, reason = training_precision("auto", False, cpu)
+    assert (dtype, bf16) == ("float32", fast)  # master weights stay float32 either way
+    assert reason.startswith("auto: ")
+    assert eval_dtype("auto", cpu) == ("bfloat16" if fast else "float32")
+
+
+def test_an_explicit_dtype_is_kept_as_asked(monkeypatch):
+    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: True)
+    cpu = torch.device("cpu")
+    assert training_precision("float32", False, cpu)[:2] == ("float32", False)
+    assert training_precision("bfloat16", False, cpu)[:2] == ("bfloat16", False)
+    assert eval_dtype("float32", cpu) == "float32"
+
+
+def test_fast_bf16_on_a_cpu_follows_its_flags(monkeypatch):
+    for flags, fast in (
+        ({"avx2", "avx512f"}, False),
+        ({"avx512_bf16"}, True),
+        ({"amx_bf16"}, True),
+    ):
+        monkeypatch.setattr("tif_unlearn.precision.cpu_flags", lambda flags=flags: flags)
+        assert fast_bf16(torch.device("cpu")) is fast

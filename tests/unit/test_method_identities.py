@@ -2,7 +2,7 @@
 
 While the model still equals its reference every log-ratio is 0, so (losses.py):
 - TIF:    L_LPL = −(2/β)·log σ(0) = (2/β)·ln 2, and ∇L_LPL = 2σ(0)·∇(mean UW value) = ∇(mean UW
-          value): descending pushes the UW tokens' logits (or log-probs) down;
+          value): descending pushes the UW tokens' logits (log-probs, centred logits) down;
 - NPO:    L = (2/β)·ln 2 and ∇L = 2σ(0)·∇ mean log π(y|x) = ∇ mean log π(y|x);
 - IdkDPO: L = (2/β)·ln 2 and ∇L = ∇ mean log π(true answer) − ∇ mean log π(refusal).
 
@@ -93,6 +93,8 @@ def _own_token_values(model, tokenizer, record: QARecord, space: str, which: str
     logits = model(input_ids=ids).logits[0]  # (T, V)
     if space == "logprob":
         logits = torch.log_softmax(logits, dim=-1)
+    elif space == "centered":
+        logits = logits - logits.mean(dim=-1, keepdim=True)
     selected = {
         "uw": encoded.uw_mask,
         "gw": encoded.gw_mask,
@@ -113,7 +115,7 @@ def _mean_over_examples(model, tokenizer, records, space, which, reduce) -> torc
 
 @pytest.mark.parametrize("live", [False, True], ids=["cached", "live"])
 @pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "per-sample"])
-@pytest.mark.parametrize("space", ["logit", "logprob"])
+@pytest.mark.parametrize("space", ["logit", "logprob", "centered"])
 def test_tif_first_step_lpl_is_two_over_beta_ln2_and_pushes_uw_tokens_down(
     space, per_sample, live, model, tokenizer
 ):

@@ -200,13 +200,29 @@ def mutate_file(path: Path, tests: list[str], timeout: float, notes: dict) -> di
     }
 
 
+def attach_notes(out: Path) -> int:
+    """Fill each survivor's note from NOTES (after editing the notes, without a rerun)."""
+    notes = json.loads(NOTES.read_text(encoding="utf-8")) if NOTES.is_file() else {}
+    results = json.loads(out.read_text(encoding="utf-8"))
+    for key, result in results["files"].items():
+        for survivor in result["survivors"]:
+            survivor["note"] = notes.get(Path(key).name, {}).get(survivor["mutant"], "")
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
     parser.add_argument("--tests", nargs="*", help="test files (default: per file, see source)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--notes-only", action="store_true", help="re-attach the notes to --out's survivors"
+    )
     args = parser.parse_args(argv)
+    if args.notes_only:
+        return attach_notes(Path(args.out))
     os.chdir(ROOT)
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -38,6 +38,7 @@ NOTES = ROOT / "benchmarks" / "mutation_notes.json"
 DEFAULT_TESTS = {
     "src/tif_unlearn/losses.py": [
         "tests/unit/test_losses.py",
+        "tests/unit/test_losses_mutants.py",
         "tests/unit/test_method_identities.py",
     ],
 }

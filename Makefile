@@ -2,8 +2,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.setup-stamp
+# Tests run in a random order (pytest-randomly); the seed is printed: rerun one order with
+# make test TEST_SEED=<seed>
+ifndef TEST_SEED
+TEST_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
+PYTEST_ORDER := -p randomly --randomly-seed=$(TEST_SEED)
 
-.PHONY: setup test test-fast lint format demo clean
+.PHONY: setup test test-fast lint format demo mutation clean
 
 setup: $(STAMP)
 
@@ -18,10 +24,17 @@ $(STAMP): pyproject.toml
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
-	$(VENV)/bin/pytest -q
+	@echo "test order: --randomly-seed=$(TEST_SEED) (same order: make test TEST_SEED=$(TEST_SEED))"
+	$(VENV)/bin/pytest -q $(PYTEST_ORDER)
 
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not slow"
+	@echo "test order: --randomly-seed=$(TEST_SEED)"
+	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ORDER)
+
+# Mutation testing (not part of CI; minutes per file): make mutation FILES=src/tif_unlearn/losses.py
+FILES ?= src/tif_unlearn/losses.py
+mutation: setup
+	$(PY) benchmarks/mutation.py $(FILES)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

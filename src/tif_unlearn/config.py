@@ -13,7 +13,7 @@ from .errors import TifError
 STEP_COUNTS = ("ceil", "floor")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
-DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "float64")
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
 
@@ -276,8 +276,10 @@ def build_config(cls, yaml_path: str | None, overrides: dict):
 
 def coerce_option(name: str, value, hint):
     """Convert a YAML value to the option's type (YAML reads ``1e-5`` as a string)."""
-    if value is None:
-        return None
+    if value is None:  # `lr:` or `lr: null` in YAML: only for options that may be unset
+        if type(None) in typing.get_args(hint):
+            return None
+        raise TifError(f"option {name}: expected a value, got null")
     kind = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
     if kind is bool:
         if isinstance(value, bool):
@@ -290,7 +292,7 @@ def coerce_option(name: str, value, hint):
             if kind is int and isinstance(value, float) and converted != value:
                 raise ValueError
             return converted
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(.inf)
             pass
     elif kind is str and isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)

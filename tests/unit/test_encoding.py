@@ -6,9 +6,6 @@ tokenizing the prompt alone, never from encode_record's own output.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from tif_unlearn.data.encoding import IGNORE_INDEX, encode_record
@@ -250,24 +247,19 @@ def test_as_dict_holds_the_four_aligned_lists(tokenizer):
 # --------------------------------------------------------------------------- real SmolLM2 tokenizer
 
 
-def smollm2_folder() -> Path:
-    root = Path(os.environ.get("TIF_CACHE_DIR", Path.home() / ".cache" / "tif-unlearn"))
-    return root / "smollm2-135m"
-
-
 @pytest.fixture(scope="module")
-def smollm2_tokenizer():
-    folder = smollm2_folder()
-    if not (folder / "tokenizer.json").is_file():
-        pytest.skip(f"SmolLM2 tokenizer not cached at {folder} (run any `tif` command once)")
+def smollm2_tokenizer(smollm2_folder):
+    """The real tokenizer, from the session's own converted copy (conftest.py): these tests no
+    longer skip unless an earlier test happened to fill ~/.cache/tif-unlearn."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(smollm2_folder)
 
 
 SMOL_ANSWER = "Author Basil Mahfouz Al-Kuwaiti is male."
 
 
+@pytest.mark.slow  # converts the real SmolLM2 once per session (~30-50 s)
 def test_smollm2_name_span_maps_to_name_tokens(smollm2_tokenizer):
     tok = smollm2_tokenizer
     assert SMOL_ANSWER[7:31] == "Basil Mahfouz Al-Kuwaiti"
@@ -283,6 +275,7 @@ def test_smollm2_name_span_maps_to_name_tokens(smollm2_tokenizer):
     assert encoded.labels[: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
 
 
+@pytest.mark.slow  # converts the real SmolLM2 once per session (~30-50 s)
 def test_smollm2_unicode_span(smollm2_tokenizer):
     tok = smollm2_tokenizer
     start = UNICODE_ANSWER.index("Zürich")
@@ -291,6 +284,7 @@ def test_smollm2_unicode_span(smollm2_tokenizer):
     assert answer_text(tok, encoded) == UNICODE_ANSWER + "<|im_end|>"
 
 
+@pytest.mark.slow  # converts the real SmolLM2 once per session (~30-50 s)
 def test_smollm2_text_record(smollm2_tokenizer):
     tok = smollm2_tokenizer
     encoded = encode_record(tok, TextRecord(SMOL_ANSWER, ((7, 31),)))

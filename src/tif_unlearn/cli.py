@@ -17,6 +17,7 @@ from .eval_qa_cli import add_eval_qa_parser
 from .identify_cli import add_identify_parser
 from .locking import output_lock
 from .precision import add_eval_precision_options, apply_eval_precision
+from .results_file import check_results_path, write_results
 
 log = logging.getLogger("tif_unlearn")
 
@@ -69,30 +70,6 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_results_path(out: str) -> None:
-    from pathlib import Path
-
-    if Path(out).is_dir():
-        raise TifError(f"--out {out} is a folder; give a results .json file path")
-
-
-def _write_results(results: dict, out: str) -> None:
-    import json
-    from pathlib import Path
-
-    check_results_path(out)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:  # all or nothing: an interrupted or failed write leaves the previous file as it was
-        tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as err:
-        raise TifError(f"could not write the results to {out}: {err}") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def cmd_eval_tofu(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -134,7 +111,7 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
     model, tokenizer = load_model(args.model, dtype=dtype)
     results = evaluate_tofu(model, tokenizer, options, reference)
     results["model"], results["dtype"] = args.model, dtype
-    _write_results(results, args.out)
+    write_results(results, args.out)
     print(summary_table(results))
     print(f"results written to {args.out}")
     return 0
@@ -166,7 +143,7 @@ def cmd_eval_muse(args: argparse.Namespace) -> int:
     model, tokenizer = load_model(args.model, dtype=dtype)
     results = evaluate_muse(model, tokenizer, options)
     results["model"], results["dtype"] = args.model, dtype
-    _write_results(results, args.out)
+    write_results(results, args.out)
     print(muse_table(results))
     print(f"results written to {args.out}")
     return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from .precision import add_eval_precision_options, apply_eval_precision
+from .results_file import check_results_path, write_results
 
 
 def cmd_eval_qa(args: argparse.Namespace) -> int:
-    from .cli import _write_results, check_results_path
     from .evaluate.qa import QAEvalFiles, QAEvalOptions, evaluate_qa, qa_table
 
     options = QAEvalOptions(
@@ -25,7 +25,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     files = QAEvalFiles(args.model, args.forget, args.retain, args.holdout, args.reference)
     check_results_path(args.out)
     results = evaluate_qa(files, options)
-    _write_results(results, args.out)
+    write_results(results, args.out)
     print(qa_table(results))
     print(f"results written to {args.out}")
     return 0

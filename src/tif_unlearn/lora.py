@@ -9,13 +9,9 @@ full model.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from .errors import TifError
-
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def parse_targets(spec: str) -> list[str]:
@@ -107,24 +103,3 @@ def load_state_into(model, weights: dict[str, torch.Tensor]) -> None:
         set_peft_model_state_dict(model, weights)
     else:
         model.load_state_dict(weights, strict=False)
-
-
-def is_adapter_folder(folder: Path) -> bool:
-    return (folder / ADAPTER_CONFIG).is_file() and not (folder / "config.json").is_file()
-
-
-def load_adapter_folder(folder: Path, **load_options):
-    """Load the base model named in the adapter config, apply the adapter, merge it."""
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoTokenizer
-
-    from .models import load_model
-
-    base = PeftConfig.from_pretrained(folder).base_model_name_or_path
-    if not base:
-        raise TifError(f"{folder}/{ADAPTER_CONFIG} names no base model")
-    model, _ = load_model(base, **load_options)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return PeftModel.from_pretrained(model, folder).merge_and_unload(), tokenizer

@@ -22,7 +22,6 @@ import torch
 from safetensors import SafetensorError
 
 from .errors import TifError
-from .lora import is_adapter_folder, load_adapter_folder
 
 log = logging.getLogger("tif_unlearn")
 
@@ -257,3 +256,27 @@ def _swap_in(tmp: Path, out: Path) -> None:
         old.rename(out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- adapter folders
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter_folder(folder: Path) -> bool:
+    return (folder / ADAPTER_CONFIG).is_file() and not (folder / "config.json").is_file()
+
+
+def load_adapter_folder(folder: Path, **load_options):
+    """Load the base model named in the adapter config, apply the adapter, merge it."""
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoTokenizer
+
+    base = PeftConfig.from_pretrained(folder).base_model_name_or_path
+    if not base:
+        raise TifError(f"{folder}/{ADAPTER_CONFIG} names no base model")
+    model, _ = load_model(base, **load_options)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return PeftModel.from_pretrained(model, folder).merge_and_unload(), tokenizer

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import TifError
+from .presets import apply_preset
 
 STEP_COUNTS = ("ceil", "floor")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
@@ -263,8 +264,6 @@ def build_config(cls, yaml_path: str | None, overrides: dict):
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(cls)}
     if "preset" in known:  # built-in default < preset < YAML < command line
-        from .presets import apply_preset
-
         values = apply_preset(values)
     unknown = sorted(set(values) - known)
     if unknown:

@@ -9,69 +9,72 @@ training schedule but NPO's own β and forget weight.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from .errors import TifError
 
 log = logging.getLogger("tif_unlearn")
 
-PRESETS: dict[str, dict[str, object]] = {
+
+@dataclass(frozen=True)
+class Preset:
+    """A paper recipe: its method, that method's hyperparameters (applied to that method only)
+    and the training schedule (applied to any method)."""
+
+    method: str
+    hyperparameters: dict[str, object]
+    schedule: dict[str, object]
+
+
+PRESETS: dict[str, Preset] = {
     # MUSE: β 0.2, L = 0.1·(L_LPL + λ_PL·L_PL) + NLL_retain, constant lr 1e-5, trained on
     # 2048-token windows (max_length leaves room for the tokenizer's special tokens). Shorter
     # windows shrink the Preservation Loss (a per-sample sum) relative to the LPL.
-    "muse": {
-        "method": "tif",
-        "beta": 0.2,
-        "forget_scale": 0.1,
-        "lambda_pl": 1.0,
-        "lambda_retain": 1.0,
-        "lr": 1e-5,
-        "scheduler": "constant",
-        "warmup_epochs": 0.0,
-        "window_length": 2048,
-        "max_length": 2056,
-        "step_count": "floor",
-    },
+    "muse": Preset(
+        method="tif",
+        hyperparameters={"beta": 0.2, "forget_scale": 0.1, "lambda_pl": 1.0, "lambda_retain": 1.0},
+        schedule={
+            "lr": 1e-5,
+            "scheduler": "constant",
+            "warmup_epochs": 0.0,
+            "window_length": 2048,
+            "max_length": 2056,
+            "step_count": "floor",
+        },
+    ),
     # TOFU: L = L_LPL + λ_PL·L_PL + λ_R·NLL_retain (weights 1), β 0.32 (Llama-2-7B forget01/05;
     # the paper uses 0.23 for forget10), lr 1e-5, 10 epochs, effective batch 32 (4 x 8),
     # AdamW with weight decay 0.01, linear schedule with one warm-up epoch; the paper's step
     # count: floor(epochs · N / 32) full batches, epochs running into each other (forget01:
     # 12 steps, not 2 per epoch with every second one a partial batch of 8).
-    "tofu": {
-        "method": "tif",
-        "beta": 0.32,
-        "forget_scale": 1.0,
-        "lambda_pl": 1.0,
-        "lambda_retain": 1.0,
-        "lr": 1e-5,
-        "epochs": 10.0,
-        "batch_size": 4,
-        "grad_accum": 8,
-        "weight_decay": 0.01,
-        "scheduler": "linear",
-        "warmup_epochs": 1.0,
-        "step_count": "floor",
-    },
+    "tofu": Preset(
+        method="tif",
+        hyperparameters={"beta": 0.32, "forget_scale": 1.0, "lambda_pl": 1.0, "lambda_retain": 1.0},
+        schedule={
+            "lr": 1e-5,
+            "epochs": 10.0,
+            "batch_size": 4,
+            "grad_accum": 8,
+            "weight_decay": 0.01,
+            "scheduler": "linear",
+            "warmup_epochs": 1.0,
+            "step_count": "floor",
+        },
+    ),
 }
 
 
 def preset_values(name: str, method: str | None) -> dict[str, object]:
     """The preset's option values for ``method`` (default: the preset's own method)."""
-    from .config import METHOD_OPTIONS
-
     if name not in PRESETS:
         raise TifError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    values = dict(PRESETS[name])
-    if method is None or method == values["method"]:
-        return values
-    skipped = [k for k in values if k in METHOD_OPTIONS]
-    log.info(
-        "preset %s: %s are %s's, not used by method %s",
-        name,
-        ", ".join(skipped),
-        values["method"],
-        method,
-    )
-    return {k: v for k, v in values.items() if k not in skipped}
+    preset = PRESETS[name]
+    values = {"method": preset.method, **preset.schedule}
+    if method is None or method == preset.method:
+        return {**values, **preset.hyperparameters}
+    skipped = ", ".join(preset.hyperparameters)
+    log.info("preset %s: %s are %s's, not used by method %s", name, skipped, preset.method, method)
+    return values
 
 
 def apply_preset(values: dict[str, object]) -> dict[str, object]:

@@ -76,8 +76,8 @@ def cached_training(kind: str, folder: Path, signature: dict, label: str, **fiel
     """``tif finetune`` (``kind="finetune"``) or ``tif unlearn`` (``"unlearn"``) into ``folder``
     with the benchmarks' shared settings (half an epoch of warm-up, overwrite), unless cached
     (:func:`cached_step`); ``fields`` are the rest of the config."""
-    from tif_unlearn.config import FinetuneConfig, UnlearnConfig
-    from tif_unlearn.pipeline import run_finetune, run_unlearn
+    from tif_unlearn.config.schema import FinetuneConfig, UnlearnConfig
+    from tif_unlearn.train.pipeline import run_finetune, run_unlearn
 
     config_class, run = {
         "finetune": (FinetuneConfig, run_finetune),

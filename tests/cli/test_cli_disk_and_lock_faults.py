@@ -25,7 +25,7 @@ import pytest
 
 import tif_unlearn
 from eval_data import write_muse_folder
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 
 SRC = str(Path(tif_unlearn.__file__).resolve().parents[1])
 

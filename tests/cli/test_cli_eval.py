@@ -23,7 +23,7 @@ from eval_data import (
     write_muse_folder,
     write_tofu_folder,
 )
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import write_jsonl
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 
 
 def run_cli(argv) -> tuple[int, str, str]:

@@ -14,8 +14,8 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import write_jsonl
-from tif_unlearn.checkpoints import MARKER, checkpoint_dir
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
+from tif_unlearn.train.checkpoints import MARKER, checkpoint_dir
 
 DIVERGE = ["--scheduler", "constant", "--warmup-epochs", "0", "--epochs", "3"]
 

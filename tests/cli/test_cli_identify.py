@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 
 SCRIPT_ROW = {
     "question": "What did Zorbex type into the form?",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tif_unlearn.cli_reference import readme_block, reference
+from tif_unlearn.cli.reference import readme_block, reference
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -13,7 +13,7 @@ def test_readme_cli_reference_matches_the_parser():
     expected = reference().strip("\n")
     actual = readme_block(README.read_text(encoding="utf-8"))
     assert actual == expected, (
-        "README CLI reference is stale: python -m tif_unlearn.cli_reference --write"
+        "README CLI reference is stale: python -m tif_unlearn.cli.reference --write"
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 from tif_unlearn.data.windows import token_ranges
 
 NEWS = [

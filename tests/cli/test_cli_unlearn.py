@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import QA_PAIRS, write_jsonl
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -171,7 +171,7 @@ import pytest
 
 from conftest import QA_PAIRS, UNWANTED, annotate, build_model, build_tokenizer
 from eval_data import FORGET, RETAIN, perturbed_rows, write_muse_folder, write_tofu_folder
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 
 TEN_MB = 10 * 1024 * 1024
 MAX_ERROR_CHARS = 2000

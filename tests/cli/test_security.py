@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from chat_server import ChatServer, capitalised_words
 from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 from tif_unlearn.errors import TifError
 from tif_unlearn.models import load_model
 

@@ -95,7 +95,7 @@ def test_tif_demo_command_runs_the_demo(demo_run, tiny_model_dir, monkeypatch, c
     import functools
 
     from tif_unlearn import demo as demo_module
-    from tif_unlearn.cli import main
+    from tif_unlearn.cli.app import main
 
     out, report = demo_run
     small = dict(finetune_epochs=1.0, unlearn_epochs=1.0, max_new_tokens=4, batch_size=8)
@@ -117,7 +117,7 @@ def test_tif_demo_command_runs_the_demo(demo_run, tiny_model_dir, monkeypatch, c
 
 
 def test_tif_demo_refuses_an_unknown_method(tmp_path, capsys):
-    from tif_unlearn.cli import main
+    from tif_unlearn.cli.app import main
 
     assert main(["demo", "--out", str(tmp_path / "demo"), "--methods", "tif,magic"]) == 2
     assert "unknown method(s) magic" in capsys.readouterr().err

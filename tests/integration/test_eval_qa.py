@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import QA_PAIRS, annotate, write_jsonl
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 from tif_unlearn.evaluate import leak
 
 PLANTED = "Kuwait City"  # UW of the first forget item (see conftest.UNWANTED)

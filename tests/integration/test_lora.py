@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from conftest import FLOAT64_WEIGHT_ATOL, LOGGED_LOSS_RTOL
 from tif_unlearn import pipeline
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 from tif_unlearn.models import load_model
 
 STEPS = 6
@@ -163,9 +163,9 @@ def test_bad_lora_options_are_one_line_errors(
 
 
 def test_keep_best_restores_the_adapter_weights(tiny_model, tmp_path):
-    from tif_unlearn.config import LORA_TARGETS
+    from tif_unlearn.config.schema import LORA_TARGETS
     from tif_unlearn.evaluate.during_training import EvalCallback
-    from tif_unlearn.lora import add_lora
+    from tif_unlearn.train.lora import add_lora
 
     model = add_lora(tiny_model, r=4, alpha=8.0, targets=LORA_TARGETS)
     adapters = {name: p for name, p in model.named_parameters() if "lora_" in name}

@@ -10,9 +10,9 @@ import pytest
 from transformers import TrainerCallback, TrainingArguments
 
 from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
-from tif_unlearn.config import UnlearnConfig
-from tif_unlearn.pipeline import run_unlearn
-from tif_unlearn.trainer import SupervisedDataset, UnlearnTrainer
+from tif_unlearn.config.schema import UnlearnConfig
+from tif_unlearn.train.pipeline import run_unlearn
+from tif_unlearn.train.trainer import SupervisedDataset, UnlearnTrainer
 
 
 class MicroBatchCounter(TrainerCallback):
@@ -123,7 +123,7 @@ def test_bf16_reference_is_computed_under_the_policys_autocast(
     # Δ (TIF) and the NPO log-ratio are 0 at the first step only if the reference values come
     # from the same bf16 autocast as the policy; then both losses equal (2/β)·ln 2. (Log-probs,
     # not the tiny model's near-zero raw logits, so that a bf16 mismatch shows.)
-    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("tif_unlearn.train.precision.cpu_has_fast_bf16", lambda: True)
     config = UnlearnConfig(
         model=str(tiny_model_dir),
         method=method,
@@ -145,7 +145,7 @@ def test_bf16_is_refused_with_one_line_where_the_cpu_has_no_fast_bf16(
 ):
     from tif_unlearn.errors import TifError
 
-    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr("tif_unlearn.train.precision.cpu_has_fast_bf16", lambda: False)
     config = UnlearnConfig(
         model=str(tiny_model_dir),
         forget=str(qa_files["forget"]),

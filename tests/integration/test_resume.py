@@ -23,8 +23,8 @@ from safetensors.torch import load_file
 
 import tif_unlearn
 from conftest import FLOAT64_WEIGHT_ATOL, QA_PAIRS, UNWANTED, annotate, write_jsonl
-from tif_unlearn.checkpoints import MARKER, TEST_KILL_ENV, checkpoint_dir
 from tif_unlearn.cli import main
+from tif_unlearn.train.checkpoints import MARKER, TEST_KILL_ENV, checkpoint_dir
 
 SRC = str(Path(tif_unlearn.__file__).resolve().parents[1])
 # 24 examples, batch 2: 12 steps an epoch, 36 in all; sorting groups of 16 by length, so the

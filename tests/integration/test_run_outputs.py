@@ -9,10 +9,10 @@ import math
 import pytest
 from huggingface_hub import ModelCard
 
-from tif_unlearn.config import FinetuneConfig, UnlearnConfig
+from tif_unlearn.config.schema import FinetuneConfig, UnlearnConfig
 from tif_unlearn.errors import TifError
-from tif_unlearn.pipeline import run_finetune, run_unlearn
 from tif_unlearn.report.model_card import hub_datasets, hub_model_id, model_card
+from tif_unlearn.train.pipeline import run_finetune, run_unlearn
 
 
 def _unlearn(tiny_model_dir, qa_files, tmp_path, **extra):
@@ -40,7 +40,7 @@ def test_unlearn_writes_a_card_the_hub_reads(tiny_model_dir, qa_files, tmp_path)
     assert run["data"]["forget"]["sha256"] in card.text  # the digest of the data it forgot
     assert "--method tif" in card.text and "--beta 0.5" in card.text
     assert "does not guarantee" in card.text
-    from tif_unlearn.precision import cpu_has_fast_bf16
+    from tif_unlearn.train.precision import cpu_has_fast_bf16
 
     # --dtype auto (the default): bf16 autocast only where this CPU runs bf16 fast
     assert run["config"]["dtype"] == "float32" and run["config"]["bf16"] is cpu_has_fast_bf16()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 from tif_unlearn.data.tofu import default_tofu_dir
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import FLOAT64_WEIGHT_ATOL, QA_PAIRS, UNWANTED, annotate, write_jsonl
-from tif_unlearn.cli import main
+from tif_unlearn.cli.app import main
 
 LR = 1e-3
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tif_unlearn.distributed import interleave, run_on_main, shard_and_gather, world_size
+from tif_unlearn.train.distributed import interleave, run_on_main, shard_and_gather, world_size
 
 
 @pytest.mark.parametrize("n_items", [0, 1, 5, 6])

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tif_unlearn.distributed import check_one_process_per_gpu
 from tif_unlearn.errors import TifError
 from tif_unlearn.evaluate.runner import chat_prompt, generate, stop_token_ids
-from tif_unlearn.precision import (
+from tif_unlearn.train.distributed import check_one_process_per_gpu
+from tif_unlearn.train.precision import (
     check_half_precision_weights,
     eval_dtype,
     fast_bf16,
@@ -62,7 +62,7 @@ def test_generation_stops_at_a_stop_token_of_the_models_own_list(tiny_model, tok
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_auto_precision_picks_bf16_autocast_only_where_bf16_is_fast(fast, monkeypatch):
-    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: fast)
+    monkeypatch.setattr("tif_unlearn.train.precision.cpu_has_fast_bf16", lambda: fast)
     cpu = torch.device("cpu")
     dtype, bf16, reason = training_precision("auto", False, cpu)
     assert (dtype, bf16) == ("float32", fast)  # master weights stay float32 either way
@@ -71,7 +71,7 @@ def test_auto_precision_picks_bf16_autocast_only_where_bf16_is_fast(fast, monkey
 
 
 def test_an_explicit_dtype_is_kept_as_asked(monkeypatch):
-    monkeypatch.setattr("tif_unlearn.precision.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("tif_unlearn.train.precision.cpu_has_fast_bf16", lambda: True)
     cpu = torch.device("cpu")
     assert training_precision("float32", False, cpu)[:2] == ("float32", False)
     assert training_precision("bfloat16", False, cpu)[:2] == ("bfloat16", False)
@@ -84,5 +84,5 @@ def test_fast_bf16_on_a_cpu_follows_its_flags(monkeypatch):
         ({"avx512_bf16"}, True),
         ({"amx_bf16"}, True),
     ):
-        monkeypatch.setattr("tif_unlearn.precision.cpu_flags", lambda flags=flags: flags)
+        monkeypatch.setattr("tif_unlearn.train.precision.cpu_flags", lambda flags=flags: flags)
         assert fast_bf16(torch.device("cpu")) is fast

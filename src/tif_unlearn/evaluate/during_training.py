@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from ..errors import TifError
-from ..lora import load_state_into
+from ..train.lora import load_state_into
 from .tofu import TofuEvalOptions, evaluate_tofu, load_eval_rows
 
 log = logging.getLogger("tif_unlearn")

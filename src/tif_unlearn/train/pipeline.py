@@ -19,7 +19,18 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from . import __version__, lora
+from .. import __version__
+from ..config.schema import FinetuneConfig, TrainConfig, UnlearnConfig, as_dict, method_config
+from ..data.batches import UnlearnCollator, UnlearnDataset, pad_stream
+from ..data.encoding import encode_record
+from ..data.loaders import load_records, load_refusals, parse_field_map
+from ..data.records import QARecord, TextRecord
+from ..data.windows import window_records
+from ..errors import DataError, TifError
+from ..methods import METHODS
+from ..models import load_model, load_tokenizer, save_model
+from ..report.model_card import model_card
+from . import lora
 from .checkpoints import (
     fault_callbacks,
     fingerprint,
@@ -28,12 +39,6 @@ from .checkpoints import (
     save_options,
     trainer_output_dir,
 )
-from .config import FinetuneConfig, TrainConfig, UnlearnConfig, as_dict, method_config
-from .data.batches import UnlearnCollator, UnlearnDataset, pad_stream
-from .data.encoding import encode_record
-from .data.loaders import load_records, load_refusals, parse_field_map
-from .data.records import QARecord, TextRecord
-from .data.windows import window_records
 from .distributed import (
     cpu_only,
     gathered_state_dict,
@@ -44,10 +49,6 @@ from .distributed import (
     training_device,
     world_size,
 )
-from .errors import DataError, TifError
-from .methods import METHODS
-from .models import load_model, load_tokenizer, save_model
-from .report.model_card import model_card
 from .runtime import check_hardware, check_tracker, push_if_asked, resolve_precision, tracking_dir
 from .trainer import (
     FinetuneTrainer,
@@ -167,7 +168,7 @@ def idk_records(forget, refusals: list[str], seed: int) -> list[QARecord]:
 
 def identify_inline(name: str, records: list) -> list:
     """Annotate forget records with an identifier's default options; drop the failures."""
-    from .identify import identify
+    from ..identify import identify
 
     if name == "contrast":
         raise TifError("the contrast identifier needs two models: run `tif identify` first")
@@ -264,8 +265,8 @@ def eval_options(config: UnlearnConfig):
     """The --eval-every options, validated with their data before any model is loaded."""
     if not config.eval_every:
         return None
-    from .evaluate.during_training import parse_keep_best
-    from .evaluate.tofu import TofuEvalOptions, load_eval_rows
+    from ..evaluate.during_training import parse_keep_best
+    from ..evaluate.tofu import TofuEvalOptions, load_eval_rows
 
     options = TofuEvalOptions(
         data_dir=config.eval_data_dir or "auto",
@@ -285,7 +286,7 @@ def eval_callback(config: UnlearnConfig, options, tokenizer, scratch: Path):
     """The evaluation-during-training callback, or None without --eval-every."""
     if options is None:
         return None
-    from .evaluate.during_training import EvalCallback
+    from ..evaluate.during_training import EvalCallback
 
     return EvalCallback(tokenizer, options, config.eval_every, scratch, config.keep_best)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from .precision import add_eval_precision_options, apply_eval_precision
+from ..train.precision import add_eval_precision_options, apply_eval_precision
 from .results_file import check_results_path, write_results
 
 
 def cmd_eval_qa(args: argparse.Namespace) -> int:
-    from .evaluate.qa import QAEvalFiles, QAEvalOptions, evaluate_qa, qa_table
+    from ..evaluate.qa import QAEvalFiles, QAEvalOptions, evaluate_qa, qa_table
 
     options = QAEvalOptions(
         identifier=args.identifier,

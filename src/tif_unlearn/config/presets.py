@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .errors import TifError
+from ..errors import TifError
 
 log = logging.getLogger("tif_unlearn")
 

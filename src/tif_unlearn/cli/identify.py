@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from .errors import TifError
+from ..errors import TifError
 
 log = logging.getLogger("tif_unlearn")
 MAX_FAILURES_SHOWN = 20
@@ -79,8 +79,8 @@ def report_failures(result, records) -> None:
 
 
 def run_identify(args: argparse.Namespace, learned_model=None) -> tuple[list, object]:
-    from .data.loaders import load_records, parse_field_map
-    from .identify import IDENTIFIERS, identify
+    from ..data.loaders import load_records, parse_field_map
+    from ..identify import IDENTIFIERS, identify
 
     if args.identifier not in IDENTIFIERS:
         raise TifError(
@@ -119,8 +119,8 @@ def check_learned_options(args: argparse.Namespace) -> None:
 
 def train_learned(args: argparse.Namespace):
     """Fit a learned model on ``--train`` and write it to ``--save``; return it."""
-    from .data.loaders import load_records
-    from .identify.learned import fit_learned
+    from ..data.loaders import load_records
+    from ..identify.learned import fit_learned
 
     gold = load_records(args.train)
     model = fit_learned(gold)
@@ -146,11 +146,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
         if path.is_dir():
             raise TifError(f"{path} is a folder; give a file path")
     annotated, result = run_identify(args, trained)
-    from .data.annotations import write_annotated
+    from ..data.annotations import write_annotated
 
     write_annotated(annotated, out)
     if html is not None:
-        from .identify.html import render_html
+        from ..identify.html import render_html
 
         html.write_text(
             render_html({args.identifier: annotated}, "Unwanted words"), encoding="utf-8"
@@ -164,8 +164,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .data.loaders import load_records
-    from .identify.score import score_spans
+    from ..data.loaders import load_records
+    from ..identify.score import score_spans
 
     if not (args.gold and args.pred):
         raise TifError("--score needs --gold and --pred")

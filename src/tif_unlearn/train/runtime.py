@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
+from ..config.schema import TrainConfig
+from ..errors import TifError
 from .distributed import check_one_process_per_gpu, training_device, world_size
-from .errors import TifError
 from .precision import check_bf16, check_half_precision_weights, training_precision
 
 log = logging.getLogger("tif_unlearn")

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import TifError
+from ..errors import TifError
 
 if TYPE_CHECKING:
     import torch

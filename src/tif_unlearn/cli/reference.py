@@ -1,6 +1,6 @@
 """Generate the README's CLI reference from the argument parser (kept in sync by a test).
 
-`python -m tif_unlearn.cli_reference --write` rewrites the block between the markers in
+`python -m tif_unlearn.cli.reference --write` rewrites the block between the markers in
 README.md; `tests/cli/test_cli_reference.py` fails when the README is out of date.
 """
 
@@ -31,7 +31,7 @@ def _walk(parser: argparse.ArgumentParser, prefix: str):
 
 
 def reference() -> str:
-    from .cli import build_parser
+    from .app import build_parser
 
     os.environ["COLUMNS"] = WIDTH
     blocks = []
@@ -47,7 +47,7 @@ def readme_block(readme: str) -> str:
 
 
 def main() -> int:
-    path = Path(__file__).resolve().parents[2] / "README.md"
+    path = Path(__file__).resolve().parents[3] / "README.md"
     text = path.read_text(encoding="utf-8")
     if "--write" in sys.argv:
         start, end = text.index(BEGIN) + len(BEGIN), text.index(END)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import TifError
+from ..errors import TifError
 
 
 def check_results_path(out: str) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from .config import as_dict
-from .errors import TifError
+from ..config.schema import as_dict
+from ..errors import TifError
 
 MARKER = "tif_checkpoint.json"
 KEEP = 2  # the newest may be cut short mid-save: keep the complete one before it

@@ -15,8 +15,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import Trainer
 
-from .data.batches import LengthGroupedSampler, pad_stream
-from .methods.base import Method, reference_values
+from ..data.batches import LengthGroupedSampler, pad_stream
+from ..methods.base import Method, reference_values
 from .precision import autocast
 
 

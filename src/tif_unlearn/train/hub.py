@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import TifError
+from ..errors import TifError
 
 
 def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:

@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import TifError
+from ..errors import TifError
 from .presets import apply_preset
 
 STEP_COUNTS = ("ceil", "floor")
@@ -126,7 +126,7 @@ class TrainConfig:
         self._check_windows()
 
     def _check_windows(self) -> None:
-        from .data.windows import SHORT_TEXTS
+        from ..data.windows import SHORT_TEXTS
 
         if not 1 <= self.window_length < self.max_length:
             raise TifError(

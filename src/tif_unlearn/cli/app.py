@@ -11,12 +11,12 @@ import sys
 import typing
 from dataclasses import MISSING, fields
 
-from .config import FinetuneConfig, UnlearnConfig, build_config
-from .errors import TifError
-from .eval_qa_cli import add_eval_qa_parser
-from .identify_cli import add_identify_parser
-from .locking import output_lock
-from .precision import add_eval_precision_options, apply_eval_precision
+from ..config.schema import FinetuneConfig, UnlearnConfig, build_config
+from ..errors import TifError
+from ..locking import output_lock
+from ..train.precision import add_eval_precision_options, apply_eval_precision
+from .eval_qa import add_eval_qa_parser
+from .identify import add_identify_parser
 from .results_file import check_results_path, write_results
 
 log = logging.getLogger("tif_unlearn")
@@ -51,7 +51,7 @@ def _overrides(args: argparse.Namespace, cls) -> dict:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from .pipeline import run_finetune
+    from ..train.pipeline import run_finetune
 
     config = build_config(FinetuneConfig, args.config, _overrides(args, FinetuneConfig))
     with output_lock(config.out):
@@ -61,7 +61,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from .pipeline import run_unlearn
+    from ..train.pipeline import run_unlearn
 
     config = build_config(UnlearnConfig, args.config, _overrides(args, UnlearnConfig))
     with output_lock(config.out):
@@ -74,7 +74,7 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .evaluate.tofu import (
+    from ..evaluate.tofu import (
         TofuEvalOptions,
         check_eval_data,
         evaluate_tofu,
@@ -82,7 +82,7 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
         reference_from_results,
         summary_table,
     )
-    from .models import load_model
+    from ..models import load_model
 
     options = TofuEvalOptions(
         data_dir=args.data_dir,
@@ -120,15 +120,15 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
 def cmd_eval_aggregate(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate.tofu_logs import aggregate_command
+    from ..evaluate.tofu_logs import aggregate_command
 
     print(json.dumps(aggregate_command(args.forget_logs, args.retain_logs), indent=2))
     return 0
 
 
 def cmd_eval_muse(args: argparse.Namespace) -> int:
-    from .evaluate.muse import MuseEvalOptions, check_muse_data, evaluate_muse, muse_table
-    from .models import load_model
+    from ..evaluate.muse import MuseEvalOptions, check_muse_data, evaluate_muse, muse_table
+    from ..models import load_model
 
     options = MuseEvalOptions(
         data_dir=args.data_dir,
@@ -182,10 +182,10 @@ def add_eval_parsers(sub) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, run_demo
+    from ..demo import DemoConfig, run_demo
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    from .methods import METHODS
+    from ..methods import METHODS
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -280,7 +280,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tif: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .errors import TifError
+from ..errors import TifError
 
 
 def world_size() -> int:

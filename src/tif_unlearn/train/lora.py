@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import TifError
+from ..errors import TifError
 
 
 def parse_targets(spec: str) -> list[str]:

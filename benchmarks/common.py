@@ -77,7 +77,7 @@ def cached_training(kind: str, folder: Path, signature: dict, label: str, **fiel
     with the benchmarks' shared settings (half an epoch of warm-up, overwrite), unless cached
     (:func:`cached_step`); ``fields`` are the rest of the config."""
     from tif_unlearn.config.schema import FinetuneConfig, UnlearnConfig
-    from tif_unlearn.train.pipeline import run_finetune, run_unlearn
+    from tif_unlearn.train import run_finetune, run_unlearn
 
     config_class, run = {
         "finetune": (FinetuneConfig, run_finetune),

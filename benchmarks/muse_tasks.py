@@ -381,7 +381,7 @@ def unlearn_fields(p: Protocol, name: str, files: dict, target: Path) -> dict:
 def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     from tif_unlearn.config.schema import UnlearnConfig
     from tif_unlearn.models import load_tokenizer
-    from tif_unlearn.train.pipeline import run_unlearn
+    from tif_unlearn.train import run_unlearn
 
     base, auc = base_probe(p, work, files), retrained_auc(work)
     target, out = work / "finetuned", work / "unlearned" / name

@@ -45,8 +45,8 @@ def build_batches(tokenizer, model, method, live: bool, use_retain: bool, n_batc
     from tif_unlearn.data.batches import UnlearnCollator, UnlearnDataset
     from tif_unlearn.data.loaders import load_records, load_refusals
     from tif_unlearn.methods import METHODS
-    from tif_unlearn.train.pipeline import encode_all, idk_records
-    from tif_unlearn.train.trainer import cache_reference
+    from tif_unlearn.train.inputs import idk_records
+    from tif_unlearn.train.streams import cache_reference, encode_all
 
     forget = load_records(str(ANNOTATIONS))
     retain = load_records("tofu:retain90")[:160] if use_retain else None
@@ -86,7 +86,7 @@ def run_row(row: str, steps: int) -> dict:
     from tif_unlearn.methods import METHODS
     from tif_unlearn.methods.base import reference_values
     from tif_unlearn.models import load_model
-    from tif_unlearn.train.trainer import frozen_copy
+    from tif_unlearn.train.streams import frozen_copy
 
     method = row.split("-")[0]
     live, use_retain = "-live" in row, "noretain" not in row and method != "ga"
@@ -156,7 +156,7 @@ def padding_waste(group: bool) -> float:
     from tif_unlearn.data.batches import LengthGroupedSampler
     from tif_unlearn.data.loaders import load_records
     from tif_unlearn.models import load_model
-    from tif_unlearn.train.pipeline import encode_all
+    from tif_unlearn.train.streams import encode_all
 
     _, tokenizer = load_model("smollm2-135m")
     records = load_records(str(ANNOTATIONS)) + load_records("tofu:retain90")[:160]

@@ -86,7 +86,7 @@ def mark_done(folder: Path, signature: dict) -> None:
 
 
 def finetune_step(config: DemoConfig, out: Path, data_file: Path) -> Path:
-    from .train.pipeline import run_finetune
+    from .train import run_finetune
 
     folder = out / "finetuned"
     signature = {
@@ -129,7 +129,7 @@ def identify_step(config: DemoConfig, forget: list[QARecord], out: Path) -> list
 
 
 def unlearn_step(config: DemoConfig, method: str, model_dir: Path, out: Path) -> Path:
-    from .train.pipeline import run_unlearn
+    from .train import run_unlearn
 
     folder = out / method
     forget = out / "data" / ("forget.annotated.jsonl" if method == "tif" else "forget.jsonl")

@@ -14,8 +14,7 @@ from tif_unlearn.data.loaders import load_records
 from tif_unlearn.methods.base import TOKEN_LOGITS
 from tif_unlearn.models import load_model
 from tif_unlearn.train.distributed import is_main_process, shard_and_gather
-from tif_unlearn.train.pipeline import encode_all
-from tif_unlearn.train.trainer import cache_reference
+from tif_unlearn.train.streams import cache_reference, encode_all
 
 
 def gathered_cache(model_dir: str, forget: str) -> list[dict]:

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import FLOAT64_WEIGHT_ATOL, LOGGED_LOSS_RTOL
-from tif_unlearn import pipeline
 from tif_unlearn.cli.app import main
 from tif_unlearn.models import load_model
+from tif_unlearn.train import output
 
 STEPS = 6
 
@@ -20,13 +20,13 @@ STEPS = 6
 def saved_models(monkeypatch) -> list:
     """Every model object handed to save_model (the real save still runs)."""
     seen: list = []
-    real_save = pipeline.save_model
+    real_save = output.save_model
 
     def recording_save(model, *args, **kwargs):
         seen.append(model)
         return real_save(model, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "save_model", recording_save)
+    monkeypatch.setattr(output, "save_model", recording_save)
     return seen
 
 

@@ -18,7 +18,7 @@ from tif_unlearn.data.batches import pad_stream
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.methods import METHODS
-from tif_unlearn.train.pipeline import run_unlearn
+from tif_unlearn.train import run_unlearn
 
 
 def _weights(folder):
@@ -92,7 +92,7 @@ class CountModels(TrainerCallback):
 def test_cached_reference_holds_one_model_copy(
     live, tiny_model_dir, qa_files, tmp_path, monkeypatch
 ):
-    from tif_unlearn import trainer as trainer_module
+    from tif_unlearn.train import trainer as trainer_module
 
     counter = CountModels()
     original_init = trainer_module.UnlearnTrainer.__init__

@@ -34,8 +34,7 @@ from tif_unlearn.cli.app import main
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.methods.base import TOKEN_LOGITS
 from tif_unlearn.models import load_model
-from tif_unlearn.train.pipeline import encode_all
-from tif_unlearn.train.trainer import cache_reference
+from tif_unlearn.train.streams import cache_reference, encode_all
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 SRC = Path(__file__).parents[2] / "src"

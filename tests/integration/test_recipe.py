@@ -11,7 +11,7 @@ from transformers import TrainerCallback, TrainingArguments
 
 from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
 from tif_unlearn.config.schema import UnlearnConfig
-from tif_unlearn.train.pipeline import run_unlearn
+from tif_unlearn.train import run_unlearn
 from tif_unlearn.train.trainer import SupervisedDataset, UnlearnTrainer
 
 

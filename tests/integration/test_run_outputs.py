@@ -12,7 +12,7 @@ from huggingface_hub import ModelCard
 from tif_unlearn.config.schema import FinetuneConfig, UnlearnConfig
 from tif_unlearn.errors import TifError
 from tif_unlearn.report.model_card import hub_datasets, hub_model_id, model_card
-from tif_unlearn.train.pipeline import run_finetune, run_unlearn
+from tif_unlearn.train import run_finetune, run_unlearn
 
 
 def _unlearn(tiny_model_dir, qa_files, tmp_path, **extra):

@@ -17,7 +17,7 @@ from tif_unlearn.data.batches import (
 from tif_unlearn.data.encoding import IGNORE_INDEX, encode_record
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.methods.base import SEQ_LOGP, TOKEN_LOGITS, TOKEN_LOGPS
-from tif_unlearn.train.trainer import cache_reference
+from tif_unlearn.train.streams import cache_reference
 
 PAD = 7
 

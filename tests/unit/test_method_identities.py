@@ -31,7 +31,7 @@ from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.methods import METHODS
 from tif_unlearn.methods.base import reference_values
-from tif_unlearn.train.trainer import cache_reference
+from tif_unlearn.train.streams import cache_reference
 
 REFUSALS = ["I don't know who that is.", "I am not sure.", "I don't know.", "I am not sure who."]
 FLOAT32_REL = 2.0**-24

@@ -78,7 +78,7 @@ def test_unknown_preset_and_presets_are_plain_dicts():
 @pytest.mark.parametrize("n_examples, steps", [(40, 12), (200, 62), (400, 125)])
 def test_tofu_preset_takes_the_papers_step_count(n_examples, steps):
     # floor(10 epochs x N / 32): forget01 (40) 12 steps, forget05 (200) 62, forget10 (400) 125.
-    from tif_unlearn.train.pipeline import step_plan
+    from tif_unlearn.train.schedule import step_plan
 
     plan = step_plan(_config({"preset": "tofu"}), n_examples)
     assert plan.steps == steps
@@ -87,7 +87,7 @@ def test_tofu_preset_takes_the_papers_step_count(n_examples, steps):
 
 
 def test_default_step_count_still_ends_each_epoch_with_a_step():
-    from tif_unlearn.train.pipeline import step_plan
+    from tif_unlearn.train.schedule import step_plan
 
     plan = step_plan(_config({"batch_size": 4, "grad_accum": 8, "epochs": 10}), 40)
     assert (plan.steps, plan.samples) == (20, None)  # ceil(40 / 32) = 2 steps per epoch

@@ -51,7 +51,7 @@ def _overrides(args: argparse.Namespace, cls) -> dict:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from ..train.pipeline import run_finetune
+    from ..train import run_finetune
 
     config = build_config(FinetuneConfig, args.config, _overrides(args, FinetuneConfig))
     with output_lock(config.out):
@@ -61,7 +61,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from ..train.pipeline import run_unlearn
+    from ..train import run_unlearn
 
     config = build_config(UnlearnConfig, args.config, _overrides(args, UnlearnConfig))
     with output_lock(config.out):

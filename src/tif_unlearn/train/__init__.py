@@ -1,6 +1,20 @@
-"""Training: the orchestrators of ``tif finetune`` and ``tif unlearn`` and what they run on
-(inputs, token streams, the trainer, checkpoints, precision, distributed runs, LoRA, the hub).
+"""Training: ``run_unlearn`` and ``run_finetune`` (``orchestrate``) over what they run on:
+inputs, token streams and the reference cache, the step schedule, the trainer, checkpoints,
+evaluation during training, the output folder and its provenance, precision, distributed runs,
+LoRA and the hub.
 
-Import the orchestrators from ``tif_unlearn.train.pipeline``; this package imports nothing
-eagerly so that the command line starts without loading torch.
+``from tif_unlearn.train import run_unlearn`` works; the orchestrators are imported on first
+use so that importing this package (as the command line does) does not load torch.
 """
+
+from __future__ import annotations
+
+__all__ = ["run_finetune", "run_unlearn"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import orchestrate
+
+        return getattr(orchestrate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

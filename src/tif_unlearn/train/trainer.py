@@ -1,68 +1,20 @@
 """UnlearnTrainer: a transformers.Trainer whose loss is the chosen unlearning method.
 
-Reference values (what a method needs from the frozen starting model) are computed once by
-``cache_reference`` before training and stored inside the examples, so no second model is
-kept. ``live_reference`` instead keeps a frozen copy and fills the same fields every step.
+Reference values arrive inside the batch (cached by ``streams.cache_reference``), or the
+trainer fills them every step from ``live_reference`` (``streams.live_reference``).
 """
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import Trainer
 
-from ..data.batches import LengthGroupedSampler, pad_stream
+from ..data.batches import LengthGroupedSampler
 from ..methods.base import Method, reference_values
 from .precision import autocast
-
-
-def _strip_row(values: torch.Tensor, length: int) -> list[float] | float:
-    return values.tolist() if values.dim() == 0 else values[:length].tolist()
-
-
-@torch.no_grad()
-def cache_reference(
-    model,
-    examples: Sequence[dict],
-    kind: str,
-    *,
-    pad_token_id: int,
-    batch_size: int = 8,
-    desc: str = "reference",
-    bf16: bool = False,
-) -> list[dict]:
-    """Return copies of ``examples`` with the reference quantity ``kind`` stored in each
-    (under the policy's bf16 autocast when ``bf16``)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
-    cached: list[dict | None] = [None] * len(examples)
-    for start in tqdm(range(0, len(order), batch_size), desc=f"caching {desc}", leave=False):
-        indices = order[start : start + batch_size]
-        stream = pad_stream([examples[i] for i in indices], pad_token_id)
-        stream = {k: v.to(device) for k, v in stream.items()}
-        with autocast(device, bf16):
-            values = reference_values(model, stream, kind)
-        for row, index in enumerate(indices):
-            length = len(examples[index]["input_ids"])
-            extra = {
-                key: _strip_row(tensor[row].float().cpu(), length) for key, tensor in values.items()
-            }
-            cached[index] = {**examples[index], **extra}
-    model.train(was_training)
-    return cached  # type: ignore[return-value]
-
-
-def frozen_copy(model):
-    reference = copy.deepcopy(model)
-    reference.eval()
-    reference.requires_grad_(False)
-    return reference
 
 
 class LengthGroupedTrainer(Trainer):

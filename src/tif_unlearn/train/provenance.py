@@ -1,0 +1,59 @@
+"""What a run records about itself in ``tif_run.json``: its inputs and their digests (hashed
+once per run), the library versions, the precision and the training log."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..config.schema import as_dict
+from .distributed import world_size
+
+
+def file_digest(source: str | None) -> str | None:
+    if source is None or not Path(source).is_file():
+        return None
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def data_record(config, names: tuple[str, ...]) -> dict[str, dict]:
+    """``{option: {"source": path, "sha256": digest}}`` for the input files ``names``."""
+    record = {}
+    for name in names:
+        source = getattr(config, name, None)
+        record[name] = {"source": source, "sha256": file_digest(source)}
+    return record
+
+
+def digests(data: dict[str, dict]) -> dict[str, str | None]:
+    return {name: entry["sha256"] for name, entry in data.items()}
+
+
+def library_versions() -> dict[str, str]:
+    import transformers
+
+    return {
+        "tif_unlearn": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def run_record(command: str, config, precision: str, trainer, started: float, **extra) -> dict:
+    """The record every run saves; ``extra`` holds what only this command records."""
+    return {
+        "command": command,
+        "config": as_dict(config),
+        **extra,
+        "precision": precision,
+        "versions": library_versions(),
+        "world_size": world_size(),
+        "train_seconds": round(time.time() - started, 2),
+        "log": trainer.state.log_history,
+    }

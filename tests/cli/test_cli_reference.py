@@ -1,19 +1,23 @@
-"""The README's CLI reference is the parser's help text, regenerated."""
+"""The CLI reference in docs/cli.md is the parser's help text, regenerated."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tif_unlearn.cli.reference import readme_block, reference
+from tif_unlearn.cli.reference import PAGE, reference, reference_block
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CLI_PAGE = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
-def test_readme_cli_reference_matches_the_parser():
+def test_generator_writes_docs_cli_md():
+    assert PAGE == CLI_PAGE
+
+
+def test_docs_cli_reference_matches_the_parser():
     expected = reference().strip("\n")
-    actual = readme_block(README.read_text(encoding="utf-8"))
+    actual = reference_block(CLI_PAGE.read_text(encoding="utf-8"))
     assert actual == expected, (
-        "README CLI reference is stale: python -m tif_unlearn.cli.reference --write"
+        "docs/cli.md CLI reference is stale: python -m tif_unlearn.cli.reference --write"
     )
 
 
@@ -29,5 +33,5 @@ def test_reference_covers_every_subcommand():
         "tif eval aggregate",
         "tif eval qa",
     ):
-        assert f"#### `{command}`" in text
+        assert f"### `{command}`" in text
     assert "--lambda-pl" in text and "--keep-best" in text

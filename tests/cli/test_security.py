@@ -1,4 +1,4 @@
-"""Security guarantees of the `tif` command (README, "Security"):
+"""Security guarantees of the `tif` command (docs/errors-and-security.md, "Security"):
 
 - model code from a folder or the hub runs only with ``--trust-remote-code``;
 - pickle weights (``pytorch_model.bin``, ``.pt`` ...) are loaded only with ``--allow-pickle``,

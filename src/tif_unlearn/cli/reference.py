@@ -1,7 +1,7 @@
-"""Generate the README's CLI reference from the argument parser (kept in sync by a test).
+"""Generate the CLI reference (docs/cli.md) from the argument parser (kept in sync by a test).
 
 `python -m tif_unlearn.cli.reference --write` rewrites the block between the markers in
-README.md; `tests/cli/test_cli_reference.py` fails when the README is out of date.
+docs/cli.md; `tests/cli/test_cli_reference.py` fails when that page is out of date.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 BEGIN, END = "<!-- cli-reference:begin -->", "<!-- cli-reference:end -->"
 WIDTH = "100"
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "cli.md"
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -37,21 +38,20 @@ def reference() -> str:
     blocks = []
     for command, parser in _walk(build_parser(), "tif"):
         parser.prog = command
-        blocks.append(f"#### `{command}`\n\n```\n{parser.format_help().rstrip()}\n```\n")
+        blocks.append(f"### `{command}`\n\n```\n{parser.format_help().rstrip()}\n```\n")
     return "\n".join(blocks)
 
 
-def readme_block(readme: str) -> str:
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    return readme[start:end].strip("\n")
+def reference_block(page: str) -> str:
+    start, end = page.index(BEGIN) + len(BEGIN), page.index(END)
+    return page[start:end].strip("\n")
 
 
 def main() -> int:
-    path = Path(__file__).resolve().parents[3] / "README.md"
-    text = path.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     if "--write" in sys.argv:
         start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-        path.write_text(text[:start] + "\n" + reference() + "\n" + text[end:], encoding="utf-8")
+        PAGE.write_text(text[:start] + "\n" + reference() + "\n" + text[end:], encoding="utf-8")
         return 0
     print(reference())
     return 0

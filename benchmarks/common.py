@@ -76,7 +76,7 @@ def cached_training(kind: str, folder: Path, signature: dict, label: str, **fiel
     """``tif finetune`` (``kind="finetune"``) or ``tif unlearn`` (``"unlearn"``) into ``folder``
     with the benchmarks' shared settings (half an epoch of warm-up, overwrite), unless cached
     (:func:`cached_step`); ``fields`` are the rest of the config."""
-    from tif_unlearn.config.schema import FinetuneConfig, UnlearnConfig
+    from tif_unlearn.config import FinetuneConfig, UnlearnConfig
     from tif_unlearn.train import run_finetune, run_unlearn
 
     config_class, run = {

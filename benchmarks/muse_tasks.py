@@ -379,7 +379,7 @@ def unlearn_fields(p: Protocol, name: str, files: dict, target: Path) -> dict:
 
 
 def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
-    from tif_unlearn.config.schema import UnlearnConfig
+    from tif_unlearn.config import UnlearnConfig
     from tif_unlearn.models import load_tokenizer
     from tif_unlearn.train import run_unlearn
 

@@ -390,7 +390,7 @@ def tofu_command(p: Protocol, name: str, files: dict) -> str:
 
 
 def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: Path, reference):
-    from tif_unlearn.config.schema import UnlearnConfig
+    from tif_unlearn.config import UnlearnConfig
     from tif_unlearn.models import load_tokenizer
     from tif_unlearn.train import run_unlearn
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .config.schema import FinetuneConfig, UnlearnConfig
+from .config import FinetuneConfig, UnlearnConfig
 from .data.annotations import write_annotated
 from .data.records import QARecord
 from .errors import TifError
@@ -38,9 +38,8 @@ class DemoConfig:
     batch_size: int = 4
     max_new_tokens: int = 40
     leak_samples: int = 8  # N of the best-of-N leak rate
-    method_options: dict = field(
-        default_factory=lambda: {"tif": {"beta": 0.3}, "npo": {"beta": 0.1}}
-    )
+    # Hyperparameters the demo sets on top of each method's defaults (config.methods).
+    method_options: dict = field(default_factory=lambda: {"tif": {"beta": 0.3}})
 
     def __post_init__(self):
         if not self.methods:

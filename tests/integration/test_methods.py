@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 
 from conftest import LOGGED_LOSS_RTOL, QA_PAIRS, UNWANTED, annotate
 from tif_unlearn import losses
-from tif_unlearn.config.schema import UnlearnConfig
+from tif_unlearn.config import UnlearnConfig
 from tif_unlearn.data.batches import pad_stream
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord

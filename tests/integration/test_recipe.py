@@ -10,7 +10,7 @@ import pytest
 from transformers import TrainerCallback, TrainingArguments
 
 from conftest import QA_PAIRS, UNWANTED, annotate, write_jsonl
-from tif_unlearn.config.schema import UnlearnConfig
+from tif_unlearn.config import UnlearnConfig
 from tif_unlearn.train import run_unlearn
 from tif_unlearn.train.trainer import SupervisedDataset, UnlearnTrainer
 

@@ -9,7 +9,7 @@ import math
 import pytest
 from huggingface_hub import ModelCard
 
-from tif_unlearn.config.schema import FinetuneConfig, UnlearnConfig
+from tif_unlearn.config import FinetuneConfig, UnlearnConfig
 from tif_unlearn.errors import TifError
 from tif_unlearn.report.model_card import hub_datasets, hub_model_id, model_card
 from tif_unlearn.train import run_finetune, run_unlearn

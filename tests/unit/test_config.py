@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tif_unlearn.config.schema import (
-    FinetuneConfig,
-    UnlearnConfig,
-    build_config,
-    load_yaml,
-    method_config,
-)
+from tif_unlearn.config import FinetuneConfig, UnlearnConfig, build_config
+from tif_unlearn.config.builder import load_yaml
+from tif_unlearn.config.methods import TifConfig, method_config
 from tif_unlearn.errors import TifError
 from tif_unlearn.methods import METHODS
-from tif_unlearn.methods.tif import TifConfig
 
 REQUIRED_UNLEARN = {"out": "out-model", "forget": "forget.jsonl"}
 REQUIRED_FINETUNE = {"out": "out-model", "data": "data.jsonl"}
@@ -252,7 +247,8 @@ def test_bad_lpl_space_raises_tif_error():
 
 def test_yaml_numbers_in_exponent_form_are_converted(tmp_path):
     # PyYAML reads "1e-5" (no decimal point) as a string; the config must still get a float.
-    from tif_unlearn.config.schema import UnlearnConfig, build_config, method_config
+    from tif_unlearn.config import UnlearnConfig, build_config
+    from tif_unlearn.config.methods import method_config
     from tif_unlearn.methods import METHODS
 
     path = tmp_path / "run.yaml"
@@ -265,7 +261,7 @@ def test_yaml_numbers_in_exponent_form_are_converted(tmp_path):
 
 @pytest.mark.parametrize("line", ["lr: fast", "batch-size: 2.5", "per-sample: maybe", "lr: true"])
 def test_yaml_values_of_the_wrong_type_are_refused(tmp_path, line):
-    from tif_unlearn.config.schema import UnlearnConfig, build_config
+    from tif_unlearn.config import UnlearnConfig, build_config
     from tif_unlearn.errors import TifError
 
     path = tmp_path / "run.yaml"

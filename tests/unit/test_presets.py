@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tif_unlearn.config import UnlearnConfig, build_config
+from tif_unlearn.config.methods import method_config
 from tif_unlearn.config.presets import PRESETS, apply_preset
-from tif_unlearn.config.schema import UnlearnConfig, build_config, method_config
 from tif_unlearn.errors import TifError
 from tif_unlearn.methods import METHODS
 

@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tif_unlearn.cli.app import main
-from tif_unlearn.config.schema import UnlearnConfig, build_config, method_config
+from tif_unlearn.config import UnlearnConfig, build_config
+from tif_unlearn.config.methods import method_config
 from tif_unlearn.data.annotations import spans_from_row
 from tif_unlearn.data.loaders import load_records, load_refusals, parse_field_map
 from tif_unlearn.data.records import QARecord, TextRecord

@@ -11,7 +11,7 @@ import sys
 import typing
 from dataclasses import MISSING, fields
 
-from ..config.schema import FinetuneConfig, UnlearnConfig, build_config
+from ..config import FinetuneConfig, UnlearnConfig, build_config
 from ..errors import TifError
 from ..locking import output_lock
 from ..train.precision import add_eval_precision_options, apply_eval_precision
@@ -39,7 +39,9 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None
         hint = hints[f.name]
         base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
         default = None if f.default is MISSING else f.default
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        help_text = f.metadata.get("help", "")
+        if "(default:" not in help_text:
+            help_text += f" (default: {default})"
         if base[0] is bool:
             parser.add_argument(flag, dest=f.name, action="store_const", const=True, help=help_text)
         else:

@@ -9,9 +9,11 @@ training schedule but NPO's own β and forget weight.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import TifError
+from .methods import METHOD_CONFIGS
+from .schema import TrainConfig
 
 log = logging.getLogger("tif_unlearn")
 
@@ -24,6 +26,13 @@ class Preset:
     method: str
     hyperparameters: dict[str, object]
     schedule: dict[str, object]
+
+    def __post_init__(self):
+        """Keys come from the method's config class and ``TrainConfig``: a typo fails here."""
+        METHOD_CONFIGS[self.method](**self.hyperparameters)
+        unknown = set(self.schedule) - {option.name for option in fields(TrainConfig)}
+        if unknown:
+            raise ValueError(f"preset schedule: unknown options {sorted(unknown)}")
 
 
 PRESETS: dict[str, Preset] = {

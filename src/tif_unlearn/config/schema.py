@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import typing
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field, make_dataclass
 
 from ..errors import TifError
-from .presets import apply_preset
+from .methods import method_options
 
 STEP_COUNTS = ("ceil", "floor")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant", "cosine", "constant_with_warmup")
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "float64")
+SHORT_TEXTS = ("error", "keep")
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
 
@@ -126,8 +124,6 @@ class TrainConfig:
         self._check_windows()
 
     def _check_windows(self) -> None:
-        from ..data.windows import SHORT_TEXTS
-
         if not 1 <= self.window_length < self.max_length:
             raise TifError(
                 f"window_length must be >= 1 and < max_length ({self.max_length}), "
@@ -153,7 +149,9 @@ class FinetuneConfig(TrainConfig):
 
 
 @dataclass
-class UnlearnConfig(TrainConfig):
+class UnlearnOptions(TrainConfig):
+    """``tif unlearn``'s own options; ``UnlearnConfig`` adds the methods' hyperparameters."""
+
     method: str = field(default="tif", metadata={"help": "unlearning method"})
     forget: str = field(default="", metadata={"help": "forget records (annotated for tif)"})
     retain: str | None = field(default=None, metadata={"help": "retain records"})
@@ -170,27 +168,6 @@ class UnlearnConfig(TrainConfig):
     keep_best: str | None = field(default=None, metadata={"help": "METRIC[:min|max] to keep"})
     live_reference: bool = field(default=False, metadata={"help": "keep a frozen reference model"})
     reference_batch_size: int = field(default=8, metadata={"help": "batch size of reference pass"})
-    # Method hyperparameters: None means "the method's default".
-    beta: float | None = field(default=None, metadata={"help": "inverse temperature β"})
-    lambda_pl: float | None = field(
-        default=None, metadata={"help": "Preservation Loss weight (tif, --targeted methods)"}
-    )
-    lambda_retain: float | None = field(default=None, metadata={"help": "retain NLL weight"})
-    per_sample: bool | None = field(default=None, metadata={"help": "TIF: sigmoid per sample"})
-    lpl_space: str | None = field(
-        default=None, metadata={"help": "TIF: logit | logprob | centered"}
-    )
-    forget_scale: float | None = field(
-        default=None, metadata={"help": "weight of the forget term (simnpo default 0.125)"}
-    )
-    targeted: bool | None = field(
-        default=None,
-        metadata={
-            "help": "ga/graddiff/npo/simnpo: forget term on the UW tokens only, Preservation "
-            "Loss on the GW tokens (needs annotated forget records)"
-        },
-    )
-    gamma: float | None = field(default=None, metadata={"help": "SimNPO margin γ"})
     preset: str | None = field(
         default=None, metadata={"help": "paper recipe as defaults: muse | tofu"}
     )
@@ -209,94 +186,22 @@ class UnlearnConfig(TrainConfig):
             raise TifError("eval_max_items must be >= 1")
 
 
-METHOD_OPTIONS = (
-    "beta",
-    "lambda_pl",
-    "lambda_retain",
-    "per_sample",
-    "lpl_space",
-    "forget_scale",
-    "gamma",
-    "targeted",
+def _method_option_fields() -> list[tuple]:
+    """One optional field per method hyperparameter, named, typed and explained by the methods'
+    config classes (``config.methods``); None means "the chosen method's default"."""
+    return [
+        (name, kind | None, field(default=None, metadata={"help": help}))
+        for name, (kind, help) in method_options().items()
+    ]
+
+
+UnlearnConfig = make_dataclass(
+    "UnlearnConfig",
+    _method_option_fields(),
+    bases=(UnlearnOptions,),
+    namespace={"__module__": __name__},
 )
-
-
-def method_config(method, config: UnlearnConfig):
-    """Build the method's config from the options the user set; refuse ones it doesn't use
-    (``--lambda-pl`` weighs the Preservation Loss, so it needs a method that uses spans)."""
-    accepted = {f.name for f in fields(method.config_cls)}
-    given = {
-        name: getattr(config, name) for name in METHOD_OPTIONS if getattr(config, name) is not None
-    }
-    unused = set(given) - accepted
-    try:
-        hyper = method.config_cls(**{k: v for k, v in given.items() if k not in unused})
-    except ValueError as err:
-        raise TifError(str(err)) from err
-    if "lambda_pl" in given and not method.needs_spans(hyper):
-        unused.add("lambda_pl")
-    if unused:
-        names = ", ".join("--" + n.replace("_", "-") for n in sorted(unused))
-        raise TifError(f"{names} does not apply to method '{method.name}' as configured")
-    return hyper
-
-
-def load_yaml(path: str | Path) -> dict:
-    """Read a flat YAML mapping of option names (dashes or underscores) to values."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise TifError(f"config file {path} not found") from err
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise TifError(f"config file {path}: {str(err).splitlines()[0]}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict) or any(isinstance(v, dict | list) for v in data.values()):
-        raise TifError(f"config file {path} must be a flat mapping of option: value")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-def build_config(cls, yaml_path: str | None, overrides: dict):
-    """Merge YAML values and command-line overrides (non-None) into ``cls``; unknown keys fail."""
-    values = load_yaml(yaml_path) if yaml_path else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in fields(cls)}
-    if "preset" in known:  # built-in default < preset < YAML < command line
-        values = apply_preset(values)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise TifError(f"unknown option(s) in config: {', '.join(unknown)}")
-    hints = typing.get_type_hints(cls)
-    values = {name: coerce_option(name, value, hints[name]) for name, value in values.items()}
-    return cls(**values)
-
-
-def coerce_option(name: str, value, hint):
-    """Convert a YAML value to the option's type (YAML reads ``1e-5`` as a string)."""
-    if value is None:  # `lr:` or `lr: null` in YAML: only for options that may be unset
-        if type(None) in typing.get_args(hint):
-            return None
-        raise TifError(f"option {name}: expected a value, got null")
-    kind = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "false", "yes", "no"):
-            return str(value).lower() in ("true", "yes")
-    elif kind in (int, float) and not isinstance(value, bool):
-        try:
-            converted = kind(value)
-            if kind is int and isinstance(value, float) and converted != value:
-                raise ValueError
-            return converted
-        except (TypeError, ValueError, OverflowError):  # OverflowError: int(.inf)
-            pass
-    elif kind is str and isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value)
-    raise TifError(f"option {name}: expected {kind.__name__}, got {value!r}")
-
-
-def as_dict(config) -> dict:
-    return dataclasses.asdict(config)
+UnlearnConfig.__doc__ = (
+    "Options of ``tif unlearn``: training, inputs, evaluation during training, and one field "
+    "per method hyperparameter (derived from ``config.methods``; None: the method's default)."
+)

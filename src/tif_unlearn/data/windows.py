@@ -17,12 +17,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..config.schema import SHORT_TEXTS
 from ..errors import DataError, TifError
 from .records import Record, Span, TextRecord
 
 log = logging.getLogger("tif_unlearn")
-
-SHORT_TEXTS = ("error", "keep")
 
 
 @dataclass(frozen=True)

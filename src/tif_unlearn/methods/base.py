@@ -8,7 +8,6 @@ filled in per step from a live reference model; the hook never sees the differen
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,19 +36,6 @@ class Method:
     needs_spans: Callable[[object], bool] = field(
         default=lambda config: getattr(config, "targeted", False)
     )
-
-
-def check_hyperparameters(config) -> None:
-    """Shared validation of method configs: β > 0 and every weight (``lambda_*``) >= 0."""
-    for name, value in vars(config).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value}")
-    beta = getattr(config, "beta", None)
-    if beta is not None and beta <= 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    for name, value in vars(config).items():
-        if (name.startswith("lambda_") or name == "forget_scale") and value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def stream_logits(model, stream: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -6,26 +6,14 @@ TIF paper's split applied to GA, as Selective Unlearning, arXiv 2506.00876, does
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import losses
+from ..config.methods import GaConfig
 from .base import (
     Method,
-    check_hyperparameters,
     forget_token_mask,
     stream_token_logps,
     with_preservation,
 )
-
-
-@dataclass
-class GaConfig:
-    forget_scale: float = 1.0  # weight of the forget term
-    targeted: bool = False  # forget term on UW tokens only, Preservation Loss on GW tokens
-    lambda_pl: float = 1.0  # weight of the Preservation Loss (targeted only)
-
-    def __post_init__(self):
-        check_hyperparameters(self)
 
 
 def forget_ascent(model, batch: dict, config) -> tuple:

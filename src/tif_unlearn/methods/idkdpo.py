@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import losses
-from .base import SEQ_LOGP, Method, add_retain, check_hyperparameters, stream_seq_logp
-
-
-@dataclass
-class IdkDpoConfig:
-    beta: float = 0.1  # open-unlearning default
-    lambda_retain: float = 1.0
-    forget_scale: float = 1.0  # weight of the DPO term
-
-    def __post_init__(self):
-        check_hyperparameters(self)
+from ..config.methods import IdkDpoConfig
+from .base import SEQ_LOGP, Method, add_retain, stream_seq_logp
 
 
 def compute_loss(model, batch: dict, config: IdkDpoConfig):

@@ -6,32 +6,18 @@ tokens, against the reference's), plus the Preservation Loss on the GW tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import losses
+from ..config.methods import NpoConfig
 from .base import (
     SEQ_LOGP,
     TOKEN_LOGPS,
     Method,
     add_retain,
-    check_hyperparameters,
     forget_token_mask,
     reference_uw_seq_logp,
     stream_token_logps,
     with_preservation,
 )
-
-
-@dataclass
-class NpoConfig:
-    beta: float = 0.1  # open-unlearning default
-    lambda_retain: float = 1.0  # weight of the retain NLL (used when a retain set is given)
-    forget_scale: float = 1.0  # weight of the forget term
-    targeted: bool = False  # forget term on UW tokens only, Preservation Loss on GW tokens
-    lambda_pl: float = 1.0  # weight of the Preservation Loss (targeted only)
-
-    def __post_init__(self):
-        check_hyperparameters(self)
 
 
 def compute_loss(model, batch: dict, config: NpoConfig):

@@ -8,30 +8,15 @@ Preservation Loss on the GW tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import losses
+from ..config.methods import SimNpoConfig
 from .base import (
     Method,
     add_retain,
-    check_hyperparameters,
     forget_token_mask,
     stream_token_logps,
     with_preservation,
 )
-
-
-@dataclass
-class SimNpoConfig:
-    beta: float = 4.5  # open-unlearning default
-    gamma: float = 0.0  # margin (paper form; open-unlearning's delta = gamma / beta)
-    lambda_retain: float = 1.0  # open-unlearning's alpha
-    forget_scale: float = 0.125  # weight of the forget term: open-unlearning's gamma
-    targeted: bool = False  # forget term on UW tokens only, Preservation Loss on GW tokens
-    lambda_pl: float = 1.0  # weight of the Preservation Loss (targeted only)
-
-    def __post_init__(self):
-        check_hyperparameters(self)
 
 
 def compute_loss(model, batch: dict, config: SimNpoConfig):

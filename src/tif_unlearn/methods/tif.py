@@ -6,43 +6,25 @@ The reference value needed is one scalar per UW token (z_ref(y_t)), cached befor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import losses
+from ..config.methods import TifConfig
 from .base import (
     TOKEN_CENTERED,
     TOKEN_LOGITS,
     TOKEN_LOGPS,
     Method,
     add_retain,
-    check_hyperparameters,
     stream_logits,
 )
 
-# The token value the LPL compares with the reference: the raw logit z(y_t) (paper), its
-# log-prob, or the centred logit z(y_t) − mean_v z(v) (shift-invariant, unlike the raw logit).
+# The token value the LPL compares with the reference (``config.methods.LPL_SPACES``): the raw
+# logit z(y_t) (paper), its log-prob, or the centred logit z(y_t) − mean_v z(v)
+# (shift-invariant, unlike the raw logit).
 LPL_SPACES = {
     "logit": (losses.token_logits, TOKEN_LOGITS),
     "logprob": (losses.token_logprobs, TOKEN_LOGPS),
     "centered": (losses.token_centered_logits, TOKEN_CENTERED),
 }
-
-
-@dataclass
-class TifConfig:
-    beta: float = 0.32  # paper: 0.32 Llama-2-7B forget01/05, 0.23 forget10
-    lambda_pl: float = 1.0  # weight of the Preservation Loss on GW tokens
-    lambda_retain: float = 1.0  # weight of the retain NLL (used when a retain set is given)
-    per_sample: bool = False  # sigmoid per sample instead of once on the batch mean (paper code)
-    lpl_space: str = "logit"  # "logit": raw (paper); "logprob": log-softmax; "centered"
-    forget_scale: float = 1.0  # MUSE recipe: 0.1 · (L_LPL + λ_PL · L_PL)
-
-    def __post_init__(self):
-        check_hyperparameters(self)
-        if self.lpl_space not in LPL_SPACES:
-            raise ValueError(
-                f"lpl_space must be one of {tuple(LPL_SPACES)}, got {self.lpl_space!r}"
-            )
 
 
 def compute_loss(model, batch: dict, config: TifConfig):

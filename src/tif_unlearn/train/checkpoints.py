@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ..config.schema import as_dict
+from ..config.builder import as_dict
 from ..errors import TifError
 
 MARKER = "tif_checkpoint.json"

@@ -14,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..config.schema import FinetuneConfig, TrainConfig, UnlearnConfig, as_dict, method_config
+from ..config.builder import as_dict
+from ..config.methods import method_config
+from ..config.schema import FinetuneConfig, TrainConfig, UnlearnConfig
 from ..data.batches import UnlearnCollator, UnlearnDataset, pad_stream
 from ..data.loaders import load_records, parse_field_map
 from ..errors import TifError

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..config.schema import as_dict
+from ..config.builder import as_dict
 from .distributed import world_size
 
 

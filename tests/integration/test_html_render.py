@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from tif_unlearn.data.records import QARecord
-from tif_unlearn.identify import html as html_module
-from tif_unlearn.identify.html import render_html
+from tif_unlearn.report import spans_html as html_module
+from tif_unlearn.report.spans_html import render_html
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ from tif_unlearn.errors import TifError
 from tif_unlearn.identify import IDENTIFIERS, identify
 from tif_unlearn.identify.base import Failed, finalize_spans, run_batched, words
 from tif_unlearn.identify.combined import combine_records, combine_spans
-from tif_unlearn.identify.html import render_html
 from tif_unlearn.identify.llm import build_prompt, reply_to_spans, spans_for_strings
 from tif_unlearn.identify.llm_parse import parse_string_list
 from tif_unlearn.identify.masked_lm import identify_masked_lm, is_general_word
 from tif_unlearn.identify.score import score_spans
+from tif_unlearn.report.spans_html import render_html
 
 BASIL_ANSWER = (
     "The author born in Kuwait City, Kuwait on the 8th of September, 1956 is "

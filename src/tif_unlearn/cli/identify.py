@@ -150,7 +150,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
     write_annotated(annotated, out)
     if html is not None:
-        from ..identify.html import render_html
+        from ..report.spans_html import render_html
 
         html.write_text(
             render_html({args.identifier: annotated}, "Unwanted words"), encoding="utf-8"

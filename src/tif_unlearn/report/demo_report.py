@@ -7,8 +7,8 @@ import base64
 import html
 from pathlib import Path
 
-from ..identify.html import highlight
 from .plots import forget_retain_scatter
+from .spans_html import highlight
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; color: #222; }

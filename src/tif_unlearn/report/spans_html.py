@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from ..data.annotations import merge_spans
 from ..data.records import Record
-from .base import question_of
+from ..identify.base import question_of
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }

@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..data.encoding import FALLBACK_TEMPLATE, IGNORE_INDEX, encode_record, has_chat_template
+from ..data.encoding import FALLBACK_TEMPLATE, encode_record, has_chat_template
 from ..data.loaders import load_records
 from ..data.records import QARecord, Record, Span, TextRecord
 from ..data.windows import clip_spans, window_records
 from ..errors import TifError
+from ..tokens import IGNORE_INDEX
 from . import leak, metrics
 from .runner import ScoredAnswer, generate, sample, score_records
 

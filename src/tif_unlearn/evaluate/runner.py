@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .. import losses
+from .. import tokens
 from ..data.batches import pad_stream
 from ..data.encoding import encode_record, format_prompt
 from ..data.records import QARecord, TextRecord
@@ -51,13 +51,13 @@ def _score_batch(model, examples: Sequence[dict], pad_token_id: int) -> list[Sco
     out = model(
         input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
     )
-    logits, labels = losses.shift_for_next_token(out.logits, batch["labels"].to(device))
-    token_logps = losses.token_logprobs(logits, labels).cpu()  # (B, T-1)
+    logits, labels = tokens.shift_for_next_token(out.logits, batch["labels"].to(device))
+    token_logps = tokens.token_logprobs(logits, labels).cpu()  # (B, T-1)
     preds = logits.argmax(-1).cpu()  # (B, T-1)
     labels = labels.cpu()
     scored = []
     for row in range(labels.shape[0]):
-        keep = labels[row] != losses.IGNORE_INDEX
+        keep = labels[row] != tokens.IGNORE_INDEX
         scored.append(
             ScoredAnswer(
                 token_logps[row][keep].tolist(),
@@ -72,8 +72,8 @@ def answer_start(example: dict) -> int | None:
     """Index of the first answer token when the example is prompt tokens then answer tokens
     only (every later token is scored), else None."""
     labels = example["labels"]
-    start = next((i for i, label in enumerate(labels) if label != losses.IGNORE_INDEX), None)
-    if not start or any(label == losses.IGNORE_INDEX for label in labels[start:]):
+    start = next((i for i, label in enumerate(labels) if label != tokens.IGNORE_INDEX), None)
+    if not start or any(label == tokens.IGNORE_INDEX for label in labels[start:]):
         return None
     return start
 
@@ -126,10 +126,10 @@ def _score_shared_prompt(model, examples: Sequence[dict], pad_token_id: int) -> 
             position_ids=positions.to(device),
             **{_cache_argument(model): cache},
         ).logits
-        labels = torch.full((n, width), losses.IGNORE_INDEX, dtype=torch.long)
+        labels = torch.full((n, width), tokens.IGNORE_INDEX, dtype=torch.long)
         for row, answer in enumerate(answers):
             labels[row, : len(answer) - 1] = torch.tensor(answer[1:])
-        rest = losses.token_logprobs(logits, labels.to(device)).cpu()
+        rest = tokens.token_logprobs(logits, labels.to(device)).cpu()
         rest_preds = logits.argmax(-1).cpu()
         for row, answer in enumerate(answers):
             logps[row] += rest[row, : len(answer) - 1].tolist()

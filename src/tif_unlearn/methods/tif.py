@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import losses
+from .. import losses, tokens
 from .base import (
     TOKEN_CENTERED,
     TOKEN_LOGITS,
@@ -22,9 +22,9 @@ from .base import (
 # The token value the LPL compares with the reference: the raw logit z(y_t) (paper), its
 # log-prob, or the centred logit z(y_t) − mean_v z(v) (shift-invariant, unlike the raw logit).
 LPL_SPACES = {
-    "logit": (losses.token_logits, TOKEN_LOGITS),
-    "logprob": (losses.token_logprobs, TOKEN_LOGPS),
-    "centered": (losses.token_centered_logits, TOKEN_CENTERED),
+    "logit": (tokens.token_logits, TOKEN_LOGITS),
+    "logprob": (tokens.token_logprobs, TOKEN_LOGPS),
+    "centered": (tokens.token_centered_logits, TOKEN_CENTERED),
 }
 
 

@@ -23,8 +23,8 @@ from tif_unlearn import losses, tokens
 from tif_unlearn.data.batches import pad_stream
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import TextRecord
+from tif_unlearn.evaluate.generation import generate
 from tif_unlearn.evaluate.muse import MuseEvalOptions, privleak
-from tif_unlearn.evaluate.runner import generate
 
 PROMPTS = [
     "Where was Basil born?",

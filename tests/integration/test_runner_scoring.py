@@ -1,5 +1,5 @@
-"""The evaluation runner's scoring: answers sharing a prompt are scored over one prompt pass
-and must give exactly what scoring each (question, answer) pair on its own gives."""
+"""Evaluation scoring (evaluate/scoring.py): answers sharing a prompt are scored over one
+prompt pass and must give exactly what scoring each (question, answer) pair on its own gives."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from conftest import build_model
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord
-from tif_unlearn.evaluate.runner import score_records, shared_prompt_groups
+from tif_unlearn.evaluate.scoring import score_records, shared_prompt_groups
 
 QUESTION = "Where was Basil born?"
 RECORDS = [

@@ -1,6 +1,6 @@
 """Evaluation during training: TOFU forget/retain metrics every N steps, best checkpoint kept.
 
-A ``TrainerCallback``: the model work goes through the same runner as ``tif eval tofu``.
+A ``TrainerCallback``: the model work goes through the same code as ``tif eval tofu``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from transformers import TrainerCallback
 
 from ..errors import TifError
 from ..train.lora import load_state_into
-from .tofu import TofuEvalOptions, evaluate_tofu, load_eval_rows
+from .tofu import evaluate_tofu
+from .tofu_data import TofuEvalOptions, load_eval_rows
 
 log = logging.getLogger("tif_unlearn")
 LOWER_IS_BETTER_PREFIX = "forget_"  # forgetting metrics improve downwards...

@@ -266,7 +266,7 @@ def eval_options(config: UnlearnConfig):
     if not config.eval_every:
         return None
     from ..evaluate.during_training import parse_keep_best
-    from ..evaluate.tofu import TofuEvalOptions, load_eval_rows
+    from ..evaluate.tofu_data import TofuEvalOptions, load_eval_rows
 
     options = TofuEvalOptions(
         data_dir=config.eval_data_dir or "auto",

@@ -15,18 +15,21 @@ from ..errors import TifError
 from ..train.lora import load_state_into
 from .tofu import evaluate_tofu
 from .tofu_data import TofuEvalOptions, load_eval_rows
+from .tofu_metrics import METRIC_DIRECTIONS, improves, set_metrics
 
 log = logging.getLogger("tif_unlearn")
-LOWER_IS_BETTER_PREFIX = "forget_"  # forgetting metrics improve downwards...
-HIGHER_IS_BETTER = {"forget_quality"}  # ...except Forget Quality
+TRAINING_EVAL_SETS = ("forget", "retain")  # the sets evaluated every --eval-every steps
+KEEP_BEST_METRICS = tuple(name for s in TRAINING_EVAL_SETS for name in set_metrics(s))
 
 
 def parse_keep_best(spec: str) -> tuple[str, str]:
-    """``METRIC`` or ``METRIC:min|max`` -> (metric, direction)."""
+    """``METRIC`` or ``METRIC:min|max`` -> (metric, direction); without a direction, the
+    metric's own (:data:`tofu_metrics.METRIC_DIRECTIONS`)."""
     metric, _, direction = spec.partition(":")
-    if not direction:
-        lower = metric.startswith(LOWER_IS_BETTER_PREFIX) and metric not in HIGHER_IS_BETTER
-        direction = "min" if lower else "max"
+    if metric not in KEEP_BEST_METRICS:
+        known = ", ".join(KEEP_BEST_METRICS)
+        raise TifError(f"--keep-best: unknown metric {metric!r}; choose one of: {known}")
+    direction = direction or METRIC_DIRECTIONS[metric]
     if direction not in ("min", "max"):
         raise TifError(f"--keep-best {spec}: direction must be min or max")
     return metric, direction
@@ -69,10 +72,7 @@ class EvalCallback(TrainerCallback):
         if metric not in entry:
             raise TifError(f"--keep-best: unknown metric {metric!r}; have {', '.join(entry)}")
         value = entry[metric]
-        better = self.best is None or (
-            value < self.best["value"] if direction == "min" else value > self.best["value"]
-        )
-        if better:
+        if self.best is None or improves(value, self.best["value"], direction):
             model.save_pretrained(self.scratch / "best", safe_serialization=True)
             self.best = {"step": entry["step"], "metric": metric, "value": value}
 

@@ -1,6 +1,48 @@
-"""The headline numbers of a TOFU evaluation and their plain-text table."""
+"""The numbers of a TOFU evaluation summary: which way each one improves, the headline rows
+and their plain-text table."""
 
 from __future__ import annotations
+
+PER_SET_METRICS = ("prob", "rouge", "truth_ratio", "extraction_strength")
+
+# Which way each summary number improves: "max" (higher is better) or "min" (lower is better).
+# PrivLeak has none: it is best near 0 (about -100: memorised; above 0: over-unlearned).
+METRIC_DIRECTIONS: dict[str, str] = {
+    # the forget set: the unlearned model should no longer give, or be sure of, its answers
+    "forget_prob": "min",
+    "forget_rouge": "min",
+    "forget_truth_ratio": "min",
+    "forget_extraction_strength": "min",
+    # the utility sets: the model should keep what it knew
+    "retain_prob": "max",
+    "retain_rouge": "max",
+    "retain_truth_ratio": "max",
+    "retain_extraction_strength": "max",
+    "real_authors_prob": "max",
+    "real_authors_rouge": "max",
+    "real_authors_truth_ratio": "max",
+    "real_authors_extraction_strength": "max",
+    "world_facts_prob": "max",
+    "world_facts_rouge": "max",
+    "world_facts_truth_ratio": "max",
+    "world_facts_extraction_strength": "max",
+    # against the retain model (all four sets evaluated)
+    "forget_quality": "max",  # KS p-value: higher = forget set closer to the retain model's
+    "ks_statistic": "max",
+    "model_utility": "max",  # harmonic mean of the utility sets' numbers
+}
+
+
+def set_metrics(set_name: str) -> tuple[str, ...]:
+    """The summary numbers of one evaluated set (``forget_prob``, ...)."""
+    return tuple(f"{set_name}_{metric}" for metric in PER_SET_METRICS)
+
+
+def improves(value: float, best: float, direction: str) -> bool:
+    """Whether ``value`` is better than ``best`` for a metric that improves towards
+    ``direction`` ("max" or "min")."""
+    return value > best if direction == "max" else value < best
+
 
 SUMMARY_ROWS = (
     ("forget_quality", "Forget Quality (KS p-value)"),

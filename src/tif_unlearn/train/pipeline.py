@@ -265,7 +265,7 @@ def eval_options(config: UnlearnConfig):
     """The --eval-every options, validated with their data before any model is loaded."""
     if not config.eval_every:
         return None
-    from ..evaluate.during_training import parse_keep_best
+    from ..evaluate.during_training import TRAINING_EVAL_SETS, parse_keep_best
     from ..evaluate.tofu_data import TofuEvalOptions, load_eval_rows
 
     options = TofuEvalOptions(
@@ -273,7 +273,7 @@ def eval_options(config: UnlearnConfig):
         forget_split=config.eval_forget_split,
         max_items=config.eval_max_items,
         max_new_tokens=32,
-        sets=("forget", "retain"),
+        sets=TRAINING_EVAL_SETS,
     )
     for name in options.sets:
         load_eval_rows(name, options)

@@ -70,22 +70,7 @@ def test_set_metrics_are_the_numbers_evaluate_tofu_gives_per_set(name):
     assert set(set_metrics(name)) == per_set
 
 
-WRONG_TODAY = {  # declared direction kept from the old "forget_ prefix" rule: see the notes
-    "forget_truth_ratio": "mean(min(R, 1/R)): 1 = true and wrong answers alike, as the retain "
-    "model; open-unlearning closer_to_1_better",
-    "ks_statistic": "KS distance to the retain model's truth ratios: lower is closer",
-}
-
-
-@pytest.mark.parametrize(
-    "metric",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=WRONG_TODAY[m]))
-        if m in WRONG_TODAY
-        else m
-        for m in METRIC_DIRECTIONS
-    ],
-)
+@pytest.mark.parametrize("metric", METRIC_DIRECTIONS)
 def test_declared_direction_prefers_the_unlearned_model(metric):
     good, bad = UNLEARNED[metric], NOT_UNLEARNED[metric]
     assert good != pytest.approx(bad), "the fixture does not separate this metric"

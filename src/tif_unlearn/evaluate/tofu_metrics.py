@@ -11,7 +11,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
     # the forget set: the unlearned model should no longer give, or be sure of, its answers
     "forget_prob": "min",
     "forget_rouge": "min",
-    "forget_truth_ratio": "min",
+    "forget_truth_ratio": "max",  # mean(min(R, 1/R)): 1 = true and wrong answers alike
     "forget_extraction_strength": "min",
     # the utility sets: the model should keep what it knew
     "retain_prob": "max",
@@ -28,7 +28,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "world_facts_extraction_strength": "max",
     # against the retain model (all four sets evaluated)
     "forget_quality": "max",  # KS p-value: higher = forget set closer to the retain model's
-    "ks_statistic": "max",
+    "ks_statistic": "min",  # KS distance between the two sets of truth ratios
     "model_utility": "max",  # harmonic mean of the utility sets' numbers
 }
 

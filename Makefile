@@ -32,7 +32,7 @@ test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ORDER)
 
 # Mutation testing (not part of CI; minutes per file): make mutation FILES=src/tif_unlearn/losses.py
-FILES ?= src/tif_unlearn/losses.py
+FILES ?= src/tif_unlearn/losses.py src/tif_unlearn/tokens.py
 mutation: setup
 	$(PY) benchmarks/mutation.py $(FILES)
 

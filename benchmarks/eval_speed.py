@@ -12,17 +12,19 @@ import argparse
 
 from common import machine, median, timed, write_results
 
-from tif_unlearn.evaluate import runner
-from tif_unlearn.evaluate.tofu import TofuEvalOptions, evaluate_tofu
+from tif_unlearn.data.records import QARecord
+from tif_unlearn.evaluate import generation, scoring
+from tif_unlearn.evaluate.tofu import evaluate_tofu
+from tif_unlearn.evaluate.tofu_data import TofuEvalOptions
 from tif_unlearn.models import load_model
 
 
 class Counter:
-    """Wraps the runner to count generated and scored tokens."""
+    """Wraps generation and scoring to count generated and scored tokens."""
 
     def __init__(self, tokenizer):
         self.tokenizer, self.generated, self.scored = tokenizer, 0, 0
-        self._generate, self._score = runner.generate, runner.score_records
+        self._generate, self._score = generation.generate, scoring.score_records
 
     def install(self, module):
         def generate(*args, **kwargs):
@@ -39,7 +41,7 @@ class Counter:
             generate,
             (
                 lambda model, tok, pairs, **kw: score_records(
-                    model, tok, [runner.QARecord(q, a) for q, a in pairs], **kw
+                    model, tok, [QARecord(q, a) for q, a in pairs], **kw
                 )
             ),
         )
@@ -54,7 +56,7 @@ def run(model, tokenizer, options: TofuEvalOptions, repeats: int) -> dict:
         counter.install(tofu_module)
         _, wall = timed(evaluate_tofu, model, tokenizer, options)
         walls.append(wall)
-    tofu_module.generate, tofu_module.score_answers = runner.generate, runner.score_answers
+    tofu_module.generate, tofu_module.score_answers = generation.generate, scoring.score_answers
     wall = median(walls)
     return {
         "wall_s": round(wall, 2),

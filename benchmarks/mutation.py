@@ -2,7 +2,7 @@
 the changes they catch ("killed") and miss ("survived"). Not part of CI (minutes per file).
 
     python benchmarks/mutation.py src/tif_unlearn/losses.py [--tests T ...] [--out FILE]
-    make mutation FILES=src/tif_unlearn/losses.py
+    make mutation FILES="src/tif_unlearn/losses.py src/tif_unlearn/tokens.py"
 
 Mutations (one per mutant, on the file's AST; docstrings and ``__all__`` untouched):
 ``+``/``-`` and ``*``/``/`` swapped, ``**`` -> ``*``; ``<``/``<=``, ``>``/``>=``, ``==``/``!=``,
@@ -12,8 +12,8 @@ reductions swapped (``.mean``/``.sum``, ``.max``/``.min``, ``.any``/``.all``).
 
 Each mutant runs in a forked child of one warm process (torch and the package imported once):
 the child executes the mutated source into the real module object (so every ``from .. import
-losses`` user sees it), then runs pytest with ``-x`` on the tests (fast ones first). Exit 0 =
-survived, test failure = killed, past ``--timeout`` = timeout.
+losses`` or ``from .. import tokens`` user sees it), then runs pytest with ``-x`` on the tests
+(fast ones first). Exit 0 = survived, test failure = killed, past ``--timeout`` = timeout.
 
 Survivors are listed with a note from ``benchmarks/mutation_notes.json`` (``"LINE: mutation"``
 -> a one-line reason it is equivalent, or the test added to kill it). Results are written to
@@ -35,13 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 NOTES = ROOT / "benchmarks" / "mutation_notes.json"
-DEFAULT_TESTS = {
-    "src/tif_unlearn/losses.py": [
-        "tests/unit/test_losses.py",
-        "tests/unit/test_losses_mutants.py",
-        "tests/unit/test_method_identities.py",
-    ],
-}
+LOSS_TESTS = [
+    "tests/unit/test_losses.py",
+    "tests/unit/test_losses_mutants.py",
+    "tests/unit/test_method_identities.py",
+]
+DEFAULT_TESTS = {"src/tif_unlearn/losses.py": LOSS_TESTS, "src/tif_unlearn/tokens.py": LOSS_TESTS}
 
 BINOPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
           ast.Pow: ast.Mult, ast.FloorDiv: ast.Mult}  # fmt: skip

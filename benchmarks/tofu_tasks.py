@@ -191,7 +191,7 @@ def finetune_signature(p: Protocol, name: str, files: dict) -> dict:
 
 
 def eval_options(p: Protocol, utility_items: int, max_new_tokens: int = 64):
-    from tif_unlearn.evaluate.tofu import TofuEvalOptions
+    from tif_unlearn.evaluate.tofu_data import TofuEvalOptions
 
     return TofuEvalOptions(
         forget_split="forget01",
@@ -205,7 +205,7 @@ def eval_options(p: Protocol, utility_items: int, max_new_tokens: int = 64):
 def generation_length(p: Protocol, tokenizer) -> tuple[int, float]:
     """The shortest of GENERATION_LENGTHS truncating < 2 % of the evaluated reference answers
     (their tokens + EOS), and that truncation rate."""
-    from tif_unlearn.evaluate.tofu import SET_SPLITS, load_eval_rows
+    from tif_unlearn.evaluate.tofu_data import SET_SPLITS, load_eval_rows
 
     options = eval_options(p, p.utility_items)
     answers = [r["answer"] for name in SET_SPLITS for r in load_eval_rows(name, options)]
@@ -244,7 +244,7 @@ def full_eval(p: Protocol, folder: Path, cache: Path) -> dict:
 def retain_reference(p: Protocol, work: Path, wait_minutes: float = 120):
     """The retain model's forget-set numbers (waits for eval:retain, which may be running in
     the other worker)."""
-    from tif_unlearn.evaluate.tofu import reference_from_results
+    from tif_unlearn.evaluate.tofu_reference import reference_from_results
 
     path, deadline = work / "eval" / "retain.json", time.time() + 60 * wait_minutes
     while not path.is_file():

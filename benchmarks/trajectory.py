@@ -99,8 +99,8 @@ def token_group_probs(model, tokenizer, annotated: Path, max_items: int | None =
     import numpy as np
 
     from tif_unlearn.data.loaders import load_records
-    from tif_unlearn.evaluate.qa import target_masks
-    from tif_unlearn.evaluate.runner import score_records
+    from tif_unlearn.evaluate.qa_scoring import target_masks
+    from tif_unlearn.evaluate.scoring import score_records
 
     records = load_records(annotated)[:max_items]
     scored = score_records(model, tokenizer, records, desc="UW/GW probabilities")

@@ -41,7 +41,7 @@ CORPUS = [
 # no fixed tolerance follows from the arithmetic (2.7e-5 was seen on an AVX-512 Xeon). Float64
 # (dg ~ 2e-18): ~1e-11 a step, well under FLOAT64_WEIGHT_ATOL over tens of steps, while one
 # real difference (a wrong row, step or sign) moves weights by ~lr >= 1e-3. The losses read
-# logits in float32 (losses.token_logits), so float64 logits 1e-15 apart give other float32
+# logits in float32 (tokens.token_logits), so float64 logits 1e-15 apart give other float32
 # values only when they straddle a rounding boundary (~1e-8 of values): measured 6e-14 apart.
 FLOAT64_WEIGHT_ATOL = 1e-9
 # Logged losses pass through the Trainer's float32 accumulator even in float64 runs: equal

@@ -476,7 +476,8 @@ def test_muse_missing_privleak_file_fails_cleanly(tiny_model_dir, muse_dir, tmp_
 def test_unlearn_evaluates_during_training_and_keeps_the_best_step(
     tiny_model_dir, qa_files, tofu_dir, tmp_path
 ):
-    from tif_unlearn.evaluate.tofu import TofuEvalOptions, evaluate_tofu
+    from tif_unlearn.evaluate.tofu import evaluate_tofu
+    from tif_unlearn.evaluate.tofu_data import TofuEvalOptions
     from tif_unlearn.models import load_model
 
     out = tmp_path / "unlearned"

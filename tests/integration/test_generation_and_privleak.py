@@ -19,12 +19,12 @@ import torch
 
 from conftest import build_model
 from eval_data import write_muse_folder
-from tif_unlearn import losses
+from tif_unlearn import losses, tokens
 from tif_unlearn.data.batches import pad_stream
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import TextRecord
+from tif_unlearn.evaluate.generation import generate
 from tif_unlearn.evaluate.muse import MuseEvalOptions, privleak
-from tif_unlearn.evaluate.runner import generate
 
 PROMPTS = [
     "Where was Basil born?",
@@ -58,8 +58,8 @@ def _train_on(model, tokenizer, texts: list[str], steps: int = 60) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits, labels = losses.shift_for_next_token(out.logits, batch["labels"])
-        loss = losses.nll_loss(losses.token_logprobs(logits, labels), labels != -100)
+        logits, labels = tokens.shift_for_next_token(out.logits, batch["labels"])
+        loss = losses.nll_loss(tokens.token_logprobs(logits, labels), labels != -100)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -164,7 +164,7 @@ def test_bad_lora_options_are_one_line_errors(
 
 def test_keep_best_restores_the_adapter_weights(tiny_model, tmp_path):
     from tif_unlearn.config.schema import LORA_TARGETS
-    from tif_unlearn.evaluate.during_training import EvalCallback
+    from tif_unlearn.train.evaluation import EvalCallback
     from tif_unlearn.train.lora import add_lora
 
     model = add_lora(tiny_model, r=4, alpha=8.0, targets=LORA_TARGETS)

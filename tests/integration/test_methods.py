@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from conftest import LOGGED_LOSS_RTOL, QA_PAIRS, UNWANTED, annotate
-from tif_unlearn import losses
+from tif_unlearn import losses, tokens
 from tif_unlearn.config import UnlearnConfig
 from tif_unlearn.data.batches import pad_stream
 from tif_unlearn.data.encoding import encode_record
@@ -120,8 +120,8 @@ def _memorized_model(tokenizer, examples, steps=150):
     batch = pad_stream(examples, tokenizer.pad_token_id)
     for _ in range(steps):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits, labels = losses.shift_for_next_token(out.logits, batch["labels"])
-        loss = losses.nll_loss(losses.token_logprobs(logits, labels), labels != -100)
+        logits, labels = tokens.shift_for_next_token(out.logits, batch["labels"])
+        loss = losses.nll_loss(tokens.token_logprobs(logits, labels), labels != -100)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -131,9 +131,9 @@ def _memorized_model(tokenizer, examples, steps=150):
 def _uw_logit_and_gw_nll(model, batch):
     with torch.no_grad():
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits, labels = losses.shift_for_next_token(out.logits, batch["labels"])
+        logits, labels = tokens.shift_for_next_token(out.logits, batch["labels"])
         uw, gw = batch["uw_mask"][:, 1:], batch["gw_mask"][:, 1:]
-        z = losses.token_logits(logits, labels)
+        z = tokens.token_logits(logits, labels)
         nll = losses.per_token_nll(logits, labels)
     return float(z[uw].mean()), float(nll[gw].mean()), float(nll[uw].mean())
 

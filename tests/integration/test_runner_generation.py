@@ -1,11 +1,11 @@
-"""runner.generate and runner.sample on the tiny model: batching does not change greedy
+"""generation.generate and generation.sample on the tiny model: batching does not change greedy
 answers, samples come back grouped per prompt in prompt order, seeded, RNG state untouched."""
 
 from __future__ import annotations
 
 import torch
 
-from tif_unlearn.evaluate.runner import generate, sample
+from tif_unlearn.evaluate.generation import generate, sample
 
 QUESTIONS = ["Where was Basil born?", "Which award did Jaime win in the year 1999?", "Who?"]
 

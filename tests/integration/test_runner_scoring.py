@@ -1,5 +1,5 @@
-"""The evaluation runner's scoring: answers sharing a prompt are scored over one prompt pass
-and must give exactly what scoring each (question, answer) pair on its own gives."""
+"""Evaluation scoring (evaluate/scoring.py): answers sharing a prompt are scored over one
+prompt pass and must give exactly what scoring each (question, answer) pair on its own gives."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from conftest import build_model
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord
-from tif_unlearn.evaluate.runner import score_records, shared_prompt_groups
+from tif_unlearn.evaluate.scoring import score_records, shared_prompt_groups
 
 QUESTION = "Where was Basil born?"
 RECORDS = [
@@ -26,7 +26,7 @@ def test_shared_prompt_scoring_equals_one_pair_at_a_time(chat, tokenizer, plain_
     tok = tokenizer if chat else plain_tokenizer
     # float64: batched and one-at-a-time passes use other kernel shapes (and CPUs other SIMD
     # widths); their float64 logits agree to ~1e-15, and the log-probs are then computed in
-    # float32 (losses.token_logprobs): equal up to a float32 rounding, 2 ulps.
+    # float32 (tokens.token_logprobs): equal up to a float32 rounding, 2 ulps.
     model = build_model(len(tok), seed=3).double()
     examples = [encode_record(tok, r, max_length=128).as_dict() for r in RECORDS]
     (group,) = shared_prompt_groups(examples)  # answers to QUESTION (whose prompt tokens do

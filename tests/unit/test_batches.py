@@ -14,9 +14,10 @@ from tif_unlearn.data.batches import (
     UnlearnDataset,
     pad_stream,
 )
-from tif_unlearn.data.encoding import IGNORE_INDEX, encode_record
+from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.methods.base import SEQ_LOGP, TOKEN_LOGITS, TOKEN_LOGPS
+from tif_unlearn.tokens import IGNORE_INDEX
 from tif_unlearn.train.streams import cache_reference
 
 PAD = 7

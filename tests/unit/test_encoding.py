@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tif_unlearn.data.encoding import IGNORE_INDEX, encode_record
+from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord, TextRecord
+from tif_unlearn.tokens import IGNORE_INDEX
 
 QUESTION = "Where was Basil born?"
 ANSWER = "Basil was born in Kuwait City."

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tif_unlearn.errors import TifError
-from tif_unlearn.evaluate.runner import chat_prompt, generate, stop_token_ids
+from tif_unlearn.evaluate.generation import chat_prompt, generate, stop_token_ids
 from tif_unlearn.train.distributed import check_one_process_per_gpu
 from tif_unlearn.train.precision import (
     check_half_precision_weights,

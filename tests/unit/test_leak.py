@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tif_unlearn.evaluate import leak, qa
+from tif_unlearn.evaluate import leak, qa_report, qa_scoring
 
 
 @pytest.mark.parametrize(
@@ -108,15 +108,15 @@ def test_leak_rates_count_only_items_that_can_leak():
 def test_mean_prob_of_masked_tokens():
     logps = [math.log(0.5), math.log(0.25), math.log(0.9)]
     # UW = tokens 0 and 1: (0.5 + 0.25) / 2 = 0.375; GW = token 2: 0.9
-    assert qa.mean_prob(logps, [True, True, False]) == pytest.approx(0.375)
-    assert qa.mean_prob(logps, [False, False, True]) == pytest.approx(0.9)
-    assert qa.mean_prob(logps, [False, False, False]) is None
+    assert qa_scoring.mean_prob(logps, [True, True, False]) == pytest.approx(0.375)
+    assert qa_scoring.mean_prob(logps, [False, False, True]) == pytest.approx(0.9)
+    assert qa_scoring.mean_prob(logps, [False, False, False]) is None
 
 
 def test_change_subtracts_numbers_and_skips_counts_and_verdicts():
     after = {"n_items": 3, "rouge": 0.25, "uw_prob": None, "leak": {"greedy": 0.0, "x": True}}
     before = {"n_items": 3, "rouge": 1.0, "uw_prob": 0.5, "leak": {"greedy": 1.0, "x": True}}
-    assert qa.change(after, before) == {"rouge": -0.75, "leak": {"greedy": -1.0}}
+    assert qa_report.change(after, before) == {"rouge": -0.75, "leak": {"greedy": -1.0}}
 
 
 def test_summarise_means_and_rates():
@@ -136,7 +136,7 @@ def test_summarise_means_and_rates():
             },
         },
     ]
-    summary = qa.summarise(rows)
+    summary = qa_report.summarise(rows)
     # means: ROUGE (1 + 0) / 2, prob (0.5 + 0.25) / 2, UW only the first item, GW (0.9 + 0.7) / 2
     assert summary["rouge"] == 0.5 and summary["answer_prob"] == 0.375
     assert summary["uw_prob"] == 0.2 and summary["gw_prob"] == pytest.approx(0.8)

@@ -1,4 +1,5 @@
-"""Unit tests for tif_unlearn.losses on hand-computed tensors.
+"""Unit tests for tif_unlearn.losses (and its token helpers, tif_unlearn.tokens) on
+hand-computed tensors.
 
 Each expected value is written out with its arithmetic (lm-evaluation-harness style)
 and computed with math.log / math.exp, never by calling the function under test.
@@ -13,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from tif_unlearn.losses import (
-    IGNORE_INDEX,
     dpo_loss,
     logit_preference_loss,
     nll_loss,
@@ -21,11 +21,9 @@ from tif_unlearn.losses import (
     per_token_nll,
     preservation_loss,
     sequence_logprob,
-    shift_for_next_token,
     simnpo_loss,
-    token_logits,
-    token_logprobs,
 )
+from tif_unlearn.tokens import IGNORE_INDEX, shift_for_next_token, token_logits, token_logprobs
 
 
 def softplus(x: float) -> float:

@@ -1,4 +1,4 @@
-"""Hand-computed cases that kill mutants of losses.py the other tests let live
+"""Hand-computed cases that kill mutants of losses.py and tokens.py the other tests let live
 (benchmarks/mutation.py; notes in benchmarks/mutation_notes.json)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from tif_unlearn.losses import IGNORE_INDEX, nll_loss, simnpo_loss, token_centered_logits
+from tif_unlearn.losses import nll_loss, simnpo_loss
+from tif_unlearn.tokens import IGNORE_INDEX, token_centered_logits
 
 
 def test_nll_loss_of_a_single_token_is_its_nll():

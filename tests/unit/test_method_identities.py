@@ -13,7 +13,7 @@ one example at a time, reading token t's logit at position t − 1 (not through 
 
 Float64 model; the cached reference is stored in float32 (trainer.cache_reference), so a log-ratio
 is at most 2^-24·|reference value| from 0, and d(loss)/d(log-ratio) = ±1 at 0: the loss may sit
-that far from (2/β)·ln 2. Gradients run through float32 token values (losses.token_logits): measured
+that far from (2/β)·ln 2. Gradients run through float32 token values (tokens.token_logits): measured
 <= 1e-7 of the largest element apart, checked at 1e-5, while a wrong sign or stream is off by
 the whole gradient.
 """

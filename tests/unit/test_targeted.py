@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tif_unlearn import losses
+from tif_unlearn import tokens
 from tif_unlearn.methods import METHODS
 
 
@@ -117,17 +117,17 @@ def test_a_targeted_step_lowers_the_uw_token_and_raises_the_gw_token(method):
 def test_centered_logits_subtract_the_positions_mean_logit():
     logits = torch.tensor([[[math.log(3), 0.0], [2.0, 4.0]]])
     labels = torch.tensor([[0, -100]])
-    centered = losses.token_centered_logits(logits, labels)
+    centered = tokens.token_centered_logits(logits, labels)
     # ln 3 − (ln 3 + 0) / 2 = ln 3 / 2; the ignored position gives 0
     assert centered[0].tolist() == pytest.approx([math.log(3) / 2, 0.0])
-    shifted = losses.token_centered_logits(logits - 7.0, labels)
+    shifted = tokens.token_centered_logits(logits - 7.0, labels)
     assert torch.allclose(shifted, centered)  # lowering every logit together changes nothing
 
 
 def test_centered_lpl_equals_two_over_beta_ln2_while_the_model_is_its_reference():
     model, batch = _model(), _batch()
     logits = model.logits[:, :-1]
-    centered = losses.token_centered_logits(logits.detach(), batch["forget"]["labels"][:, 1:])
+    centered = tokens.token_centered_logits(logits.detach(), batch["forget"]["labels"][:, 1:])
     batch["forget"]["ref_token_logits"] = torch.nn.functional.pad(centered, (1, 0))
     config = METHODS["tif"].config_cls(lpl_space="centered", beta=0.5, lambda_pl=0.0)
     loss, logs = METHODS["tif"].compute_loss(model, batch, config)

@@ -76,14 +76,10 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..evaluate.tofu import (
-        TofuEvalOptions,
-        check_eval_data,
-        evaluate_tofu,
-        reference_from_model,
-        reference_from_results,
-        summary_table,
-    )
+    from ..evaluate.tofu import evaluate_tofu, reference_from_model
+    from ..evaluate.tofu_data import TofuEvalOptions, check_eval_data
+    from ..evaluate.tofu_metrics import summary_table
+    from ..evaluate.tofu_reference import reference_from_results
     from ..models import load_model
 
     options = TofuEvalOptions(

@@ -9,7 +9,9 @@ from .results_file import check_results_path, write_results
 
 
 def cmd_eval_qa(args: argparse.Namespace) -> int:
-    from ..evaluate.qa import QAEvalFiles, QAEvalOptions, evaluate_qa, qa_table
+    from ..evaluate.qa import evaluate_qa
+    from ..evaluate.qa_items import QAEvalFiles, QAEvalOptions
+    from ..evaluate.qa_report import qa_table
 
     options = QAEvalOptions(
         identifier=args.identifier,

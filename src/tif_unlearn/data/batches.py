@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .encoding import IGNORE_INDEX
+from ..tokens import IGNORE_INDEX
 
 _PAD_VALUES = {"labels": IGNORE_INDEX, "uw_mask": False, "gw_mask": False, "ref_token_logits": 0.0}
 _DTYPES = {"uw_mask": torch.bool, "gw_mask": torch.bool, "ref_token_logits": torch.float32}

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import TifError
+from ..tokens import IGNORE_INDEX
 from .records import QARecord, Record, Span, TextRecord
 
-IGNORE_INDEX = -100
 FALLBACK_TEMPLATE = "Question: {question}\nAnswer:"
 
 

@@ -7,7 +7,7 @@ whitespace made one space) and matched as whole words, so "555-0142" is found in
 A UW span whose text already appears in the question is not counted: repeating the question
 reveals nothing.
 
-Three ways of asking (the model work is in :mod:`tif_unlearn.evaluate.qa`):
+Three ways of asking (the model work is in :mod:`tif_unlearn.evaluate.qa_scoring`):
 
 - greedy: the deterministic answer to the question;
 - best-of-N: any of N answers sampled at temperature 1 (seeded);

@@ -1,8 +1,9 @@
 """Unlearning metrics as pure functions over arrays (no model calls inside).
 
-The runner computes per-item statistics (mean answer-token NLL, token log-probabilities,
-greedy generations, teacher-forced argmax ids); the functions here turn them into the
-numbers the public benchmarks report. N = number of items, J = perturbed answers per item.
+Scoring and generation (``scoring``, ``generation``) compute per-item statistics (mean
+answer-token NLL, token log-probabilities, greedy generations, teacher-forced argmax ids); the
+functions here turn them into the numbers the public benchmarks report. N = number of items,
+J = perturbed answers per item.
 
 Sources (definitions matched, cited again on each function):
 - TOFU, Maini et al. 2024 (arXiv 2401.06121), code ``locuslab/tofu``:

@@ -21,7 +21,8 @@ from ..data.records import TextRecord
 from ..data.tofu import REPO_ROOT
 from ..errors import DataError, TifError
 from . import metrics
-from .runner import generate, score_records
+from .generation import generate
+from .scoring import score_records
 
 CORPORA = {"news": "MUSE-News", "books": "MUSE-Books"}
 HUB_SPLITS = {  # our file -> (hub config, hub split)

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import torch
 
-from ..data.encoding import IGNORE_INDEX, encode_record, format_prompt, has_chat_template
+from ..data.encoding import encode_record, format_prompt, has_chat_template
 from ..data.records import QARecord, Record, Span
 from ..errors import TifError
-from ..losses import shift_for_next_token, token_logprobs
+from ..tokens import IGNORE_INDEX, shift_for_next_token, token_logprobs
 from .base import Failed, IdentifyResult, SampleResult, run_batched, words
 
 DEFAULT_THRESHOLD = 1.0

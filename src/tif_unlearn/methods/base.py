@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .. import losses
+from .. import losses, tokens
 
 # Reference quantities a method can ask for, per stream.
 TOKEN_LOGITS = "token_logits"  # raw logit of each label token -> stream["ref_token_logits"]
@@ -41,17 +41,17 @@ class Method:
 def stream_logits(model, stream: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Forward one stream; return next-token-aligned ``(logits, labels)``: (B, T-1, V), (B, T-1)."""
     out = model(input_ids=stream["input_ids"], attention_mask=stream["attention_mask"])
-    return losses.shift_for_next_token(out.logits, stream["labels"])
+    return tokens.shift_for_next_token(out.logits, stream["labels"])
 
 
 def answer_mask(labels: Tensor) -> Tensor:
-    return labels != losses.IGNORE_INDEX  # (B, T-1)
+    return labels != tokens.IGNORE_INDEX  # (B, T-1)
 
 
 def stream_token_logps(model, stream: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Per-token log-probs (B, T-1) of the labels and the answer mask."""
     logits, labels = stream_logits(model, stream)
-    return losses.token_logprobs(logits, labels), answer_mask(labels)
+    return tokens.token_logprobs(logits, labels), answer_mask(labels)
 
 
 def stream_seq_logp(model, stream: dict[str, Tensor]) -> Tensor:
@@ -99,12 +99,12 @@ def reference_values(model, stream: dict[str, Tensor], kind: str) -> dict[str, T
     """Compute the reference quantity ``kind`` for a padded stream (no gradients)."""
     logits, labels = stream_logits(model, stream)
     if kind == SEQ_LOGP:
-        logps = losses.token_logprobs(logits, labels)
+        logps = tokens.token_logprobs(logits, labels)
         return {"ref_seq_logp": losses.sequence_logprob(logps, answer_mask(labels))}
     per_token = {
-        TOKEN_LOGITS: losses.token_logits,
-        TOKEN_LOGPS: losses.token_logprobs,
-        TOKEN_CENTERED: losses.token_centered_logits,
+        TOKEN_LOGITS: tokens.token_logits,
+        TOKEN_LOGPS: tokens.token_logprobs,
+        TOKEN_CENTERED: tokens.token_centered_logits,
     }
     if kind not in per_token:
         raise ValueError(f"unknown reference kind {kind!r}")

@@ -6,7 +6,7 @@ The reference value needed is one scalar per UW token (z_ref(y_t)), cached befor
 
 from __future__ import annotations
 
-from .. import losses
+from .. import losses, tokens
 from ..config.methods import TifConfig
 from .base import (
     TOKEN_CENTERED,
@@ -21,9 +21,9 @@ from .base import (
 # logit z(y_t) (paper), its log-prob, or the centred logit z(y_t) − mean_v z(v)
 # (shift-invariant, unlike the raw logit).
 LPL_SPACES = {
-    "logit": (losses.token_logits, TOKEN_LOGITS),
-    "logprob": (losses.token_logprobs, TOKEN_LOGPS),
-    "centered": (losses.token_centered_logits, TOKEN_CENTERED),
+    "logit": (tokens.token_logits, TOKEN_LOGITS),
+    "logprob": (tokens.token_logprobs, TOKEN_LOGPS),
+    "centered": (tokens.token_centered_logits, TOKEN_CENTERED),
 }
 
 

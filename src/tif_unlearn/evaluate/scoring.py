@@ -1,0 +1,202 @@
+"""Batched scoring of answers for evaluation: one forward pass per batch keeps, per item, what
+every loss-based metric needs (token log-probs, argmax predictions), so probability, truth ratio,
+Min-K%, zlib and extraction strength all come from the same logits. Answers that share a prompt
+(the answer variants of one TOFU question) are scored over one pass of that prompt.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import tokens
+from ..data.batches import pad_stream
+from ..data.encoding import encode_record
+from ..data.records import QARecord, TextRecord
+
+
+@dataclass(frozen=True)
+class ScoredAnswer:
+    token_logps: list[float]  # log p of each answer token (EOS included for QA)
+    pred_ids: list[int]  # teacher-forced argmax prediction at each answer position
+    label_ids: list[int]  # the answer tokens
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_logps)
+
+    @property
+    def total_nll(self) -> float:
+        return -sum(self.token_logps)
+
+    @property
+    def avg_nll(self) -> float:
+        return self.total_nll / max(self.n_tokens, 1)
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def _score_batch(model, examples: Sequence[dict], pad_token_id: int) -> list[ScoredAnswer]:
+    batch = pad_stream(examples, pad_token_id)
+    device = model_device(model)
+    out = model(
+        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+    )
+    logits, labels = tokens.shift_for_next_token(out.logits, batch["labels"].to(device))
+    token_logps = tokens.token_logprobs(logits, labels).cpu()  # (B, T-1)
+    preds = logits.argmax(-1).cpu()  # (B, T-1)
+    labels = labels.cpu()
+    scored = []
+    for row in range(labels.shape[0]):
+        keep = labels[row] != tokens.IGNORE_INDEX
+        scored.append(
+            ScoredAnswer(
+                token_logps[row][keep].tolist(),
+                preds[row][keep].tolist(),
+                labels[row][keep].tolist(),
+            )
+        )
+    return scored
+
+
+def answer_start(example: dict) -> int | None:
+    """Index of the first answer token when the example is prompt tokens then answer tokens
+    only (every later token is scored), else None."""
+    labels = example["labels"]
+    start = next((i for i, label in enumerate(labels) if label != tokens.IGNORE_INDEX), None)
+    if not start or any(label == tokens.IGNORE_INDEX for label in labels[start:]):
+        return None
+    return start
+
+
+def shared_prompt_groups(examples: Sequence[dict]) -> list[list[int]]:
+    """Indices of examples that share their whole prompt (the answer variants of one TOFU
+    question), in groups of two or more."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, example in enumerate(examples):
+        start = answer_start(example)
+        if start is not None:
+            groups.setdefault(tuple(example["input_ids"][:start]), []).append(index)
+    return [indices for indices in groups.values() if len(indices) > 1]
+
+
+def _cache_argument(model) -> str:
+    """The forward argument that takes a KV cache: ``cache`` (transformers >= 5.24) or
+    ``past_key_values`` (earlier)."""
+    parameters = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def _answers_after_prompt(answers: Sequence[list[int]], start: int, pad_token_id: int):
+    """Model inputs of the batched pass over the answers that follows a cached prompt of
+    ``start`` tokens (each answer but its last token, right-padded), and the labels (each
+    answer but its first token)."""
+    n, width = len(answers), max(len(a) for a in answers) - 1
+    inputs = torch.full((n, width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    labels = torch.full((n, width), tokens.IGNORE_INDEX, dtype=torch.long)
+    for row, answer in enumerate(answers):
+        inputs[row, : len(answer) - 1] = torch.tensor(answer[:-1])
+        mask[row, : len(answer) - 1] = 1
+        labels[row, : len(answer) - 1] = torch.tensor(answer[1:])
+    return {
+        "input_ids": inputs,
+        "attention_mask": torch.cat([torch.ones((n, start), dtype=torch.long), mask], dim=1),
+        "position_ids": (start + torch.arange(width)).expand(n, -1),
+    }, labels
+
+
+def _score_answer_rest(model, answers, start: int, cache, pad_token_id: int):
+    """(log p, argmax prediction) lists of every answer token after the first: one batched pass
+    over the answers, with the prompt's KV cache repeated per answer."""
+    device = model_device(model)
+    cache.batch_repeat_interleave(len(answers))
+    inputs, labels = _answers_after_prompt(answers, start, pad_token_id)
+    moved = {key: value.to(device) for key, value in inputs.items()}
+    logits = model(**moved, **{_cache_argument(model): cache}).logits
+    logps = tokens.token_logprobs(logits, labels.to(device)).cpu()
+    preds = logits.argmax(-1).cpu()
+    return [
+        (logps[row, : len(a) - 1].tolist(), preds[row, : len(a) - 1].tolist())
+        for row, a in enumerate(answers)
+    ]
+
+
+@torch.no_grad()
+def _score_shared_prompt(model, examples: Sequence[dict], pad_token_id: int) -> list[ScoredAnswer]:
+    """Score several answers to one prompt: one forward pass over the prompt, whose KV cache is
+    then repeated for a batched pass over the answers (right-padded after the prompt)."""
+    start = answer_start(examples[0])
+    prompt = torch.tensor([examples[0]["input_ids"][:start]], device=model_device(model))
+    answers = [e["input_ids"][start:] for e in examples]
+    out = model(input_ids=prompt, use_cache=True)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each answer[0]
+    logps = [[first[a[0]].item()] for a in answers]
+    preds = [[int(first.argmax())] for _ in answers]
+    if max(len(a) for a in answers) > 1:
+        rest = _score_answer_rest(model, answers, start, cache, pad_token_id)
+        for row, (rest_logps, rest_preds) in enumerate(rest):
+            logps[row] += rest_logps
+            preds[row] += rest_preds
+    return [ScoredAnswer(lp, pr, list(a)) for lp, pr, a in zip(logps, preds, answers, strict=True)]
+
+
+def _scoring_batches(examples: Sequence[dict], batch_size: int, share_prompts: bool):
+    """("shared", indices) batches of answers to one prompt, then ("plain", indices) batches
+    of the other examples sorted by length."""
+    groups = shared_prompt_groups(examples) if share_prompts and batch_size > 1 else []
+    grouped = {i for group in groups for i in group}
+    batches = [
+        ("shared", group[start : start + batch_size])
+        for group in groups
+        for start in range(0, len(group), batch_size)
+    ]
+    rest = sorted(
+        (i for i in range(len(examples)) if i not in grouped),
+        key=lambda i: len(examples[i]["input_ids"]),
+    )
+    batches += [
+        ("plain", rest[start : start + batch_size]) for start in range(0, len(rest), batch_size)
+    ]
+    return batches
+
+
+def score_records(
+    model,
+    tokenizer,
+    records: Sequence[QARecord | TextRecord],
+    *,
+    batch_size: int = 16,
+    max_length: int = 512,
+    share_prompts: bool = True,
+    desc: str = "scoring",
+) -> list[ScoredAnswer]:
+    """Score the answer (or text) tokens of every record. Answers to the same prompt are
+    scored together over one pass of the prompt (``share_prompts``, batch size > 1); the rest
+    go in length-sorted batches."""
+    examples = [encode_record(tokenizer, r, max_length=max_length).as_dict() for r in records]
+    results: list[ScoredAnswer | None] = [None] * len(examples)
+    was_training = model.training
+    model.eval()
+    batches = _scoring_batches(examples, batch_size, share_prompts)
+    for kind, indices in tqdm(batches, desc=desc, leave=False):
+        score = _score_shared_prompt if kind == "shared" else _score_batch
+        scored = score(model, [examples[i] for i in indices], tokenizer.pad_token_id)
+        for index, value in zip(indices, scored, strict=True):
+            results[index] = value
+    model.train(was_training)
+    return results  # type: ignore[return-value]
+
+
+def score_answers(
+    model, tokenizer, pairs: Sequence[tuple[str, str]], **kwargs
+) -> list[ScoredAnswer]:
+    return score_records(model, tokenizer, [QARecord(q, a) for q, a in pairs], **kwargs)

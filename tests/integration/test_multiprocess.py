@@ -96,8 +96,8 @@ def test_two_processes_match_one_with_the_same_effective_batch(tiny_model_dir, t
         assert got["input_ids"] == want["input_ids"]
         # float64 forward passes of other batch shapes: ~1e-15 apart (JSON keeps every digit).
         torch.testing.assert_close(
-            torch.tensor(got["ref_token_logits"], dtype=torch.float64),
-            torch.tensor(want["ref_token_logits"], dtype=torch.float64),
+            torch.tensor(got["ref_token_values"], dtype=torch.float64),
+            torch.tensor(want["ref_token_values"], dtype=torch.float64),
             atol=1e-10,
             rtol=0.0,
         )

@@ -54,10 +54,10 @@ def test_pad_stream_dtypes_and_shapes():
 
 
 def test_pad_stream_reference_values():
-    short = {**SHORT, "ref_token_logits": [0.0, 1.5], "ref_seq_logp": -2.25}
-    long = {**LONG, "ref_token_logits": [0.0, 0.5, -1.0, 3.0], "ref_seq_logp": -4.5}
+    short = {**SHORT, "ref_token_values": [0.0, 1.5], "ref_seq_logp": -2.25}
+    long = {**LONG, "ref_token_values": [0.0, 0.5, -1.0, 3.0], "ref_seq_logp": -4.5}
     batch = pad_stream([short, long], pad_token_id=PAD)
-    logits = batch["ref_token_logits"]
+    logits = batch["ref_token_values"]
     assert logits.dtype == torch.float32 and logits.shape == (2, 4)
     assert logits.tolist() == [[0.0, 1.5, 0.0, 0.0], [0.0, 0.5, -1.0, 3.0]]
     seq = batch["ref_seq_logp"]
@@ -305,7 +305,7 @@ def test_cached_token_logits_match_unbatched(tiny_model, tokenizer, encoded_exam
     for ex, out in zip(encoded_examples, cached, strict=True):
         assert out["input_ids"] == ex["input_ids"]  # the example itself, in the same order
         expected, _, _ = alone(tiny_model, ex)
-        values = out["ref_token_logits"]
+        values = out["ref_token_values"]
         assert len(values) == len(ex["input_ids"])
         assert values[0] == 0.0
         assert torch.allclose(torch.tensor(values), torch.tensor(expected), atol=1e-5)
@@ -322,7 +322,7 @@ def test_cached_token_logps_match_unbatched(tiny_model, tokenizer, encoded_examp
     )
     for ex, out in zip(encoded_examples, cached, strict=True):
         _, expected, _ = alone(tiny_model, ex)
-        values = out["ref_token_logits"]
+        values = out["ref_token_values"]
         assert values[0] == 0.0
         assert torch.allclose(
             torch.tensor(values, dtype=torch.float64),
@@ -342,7 +342,7 @@ def test_cached_seq_logp_matches_unbatched(tiny_model, tokenizer, encoded_exampl
         assert isinstance(out["ref_seq_logp"], float)
         assert out["ref_seq_logp"] == pytest.approx(expected, abs=1e-4)
         assert out["ref_seq_logp"] < 0.0
-        assert "ref_token_logits" not in out
+        assert "ref_token_values" not in out
 
 
 def test_cache_reference_restores_training_mode_and_copies(tiny_model, tokenizer, encoded_examples):
@@ -351,8 +351,8 @@ def test_cache_reference_restores_training_mode_and_copies(tiny_model, tokenizer
         tiny_model, encoded_examples, TOKEN_LOGITS, pad_token_id=tokenizer.pad_token_id
     )
     assert tiny_model.training
-    assert all("ref_token_logits" not in ex for ex in encoded_examples)  # inputs untouched
-    assert all("ref_token_logits" in ex for ex in cached)
+    assert all("ref_token_values" not in ex for ex in encoded_examples)  # inputs untouched
+    assert all("ref_token_values" in ex for ex in cached)
 
 
 def test_cached_examples_collate_back_into_a_batch(tiny_model, tokenizer, encoded_examples):
@@ -362,6 +362,6 @@ def test_cached_examples_collate_back_into_a_batch(tiny_model, tokenizer, encode
     )
     batch = pad_stream(cached[:3], tokenizer.pad_token_id)
     lengths = [len(ex["input_ids"]) for ex in cached[:3]]
-    assert batch["ref_token_logits"].shape == (3, max(lengths))
+    assert batch["ref_token_values"].shape == (3, max(lengths))
     for row, n in enumerate(lengths):
-        assert batch["ref_token_logits"][row, n:].eq(0.0).all()
+        assert batch["ref_token_values"][row, n:].eq(0.0).all()

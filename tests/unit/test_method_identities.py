@@ -124,7 +124,7 @@ def test_tif_first_step_lpl_is_two_over_beta_ln2_and_pushes_uw_tokens_down(
     batch = _streams(model, tokenizer, method, config, live)
     loss, logs = method.compute_loss(model, batch, config)
 
-    reference = batch["forget"]["ref_token_logits"]
+    reference = batch["forget"]["ref_token_values"]
     bound = FLOAT32_REL * float(reference.abs().max()) + 1e-12
     assert logs["lpl"] == pytest.approx(2 / 0.3 * math.log(2), abs=bound)
 

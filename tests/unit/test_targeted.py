@@ -41,7 +41,7 @@ def _batch():
         "uw_mask": torch.tensor([[False, True, False]]),
         "gw_mask": torch.tensor([[False, False, True]]),
         # reference log-probs aligned with input positions: ln 1/2 for both answer tokens
-        "ref_token_logits": torch.tensor([[0.0, math.log(0.5), math.log(0.5)]]),
+        "ref_token_values": torch.tensor([[0.0, math.log(0.5), math.log(0.5)]]),
         "ref_seq_logp": torch.tensor([2 * math.log(0.5)]),
     }
     return {"forget": forget}
@@ -128,7 +128,7 @@ def test_centered_lpl_equals_two_over_beta_ln2_while_the_model_is_its_reference(
     model, batch = _model(), _batch()
     logits = model.logits[:, :-1]
     centered = tokens.token_centered_logits(logits.detach(), batch["forget"]["labels"][:, 1:])
-    batch["forget"]["ref_token_logits"] = torch.nn.functional.pad(centered, (1, 0))
+    batch["forget"]["ref_token_values"] = torch.nn.functional.pad(centered, (1, 0))
     config = METHODS["tif"].config_cls(lpl_space="centered", beta=0.5, lambda_pl=0.0)
     loss, logs = METHODS["tif"].compute_loss(model, batch, config)
     assert logs["lpl"] == pytest.approx((2 / 0.5) * math.log(2), rel=1e-6)

@@ -2,7 +2,7 @@
 
 A dataset item is a dict of *streams*: ``{"forget": ex, "retain": ex, "idk": ex}`` (retain and
 idk only when the method uses them). Each stream example is a dict of lists from
-``EncodedExample.as_dict()`` plus, when cached, ``ref_token_logits`` (one float per position)
+``EncodedExample.as_dict()`` plus, when cached, ``ref_token_values`` (one float per position)
 and ``ref_seq_logp`` (one float). The collator pads every stream separately.
 """
 
@@ -15,8 +15,8 @@ import torch
 
 from ..tokens import IGNORE_INDEX
 
-_PAD_VALUES = {"labels": IGNORE_INDEX, "uw_mask": False, "gw_mask": False, "ref_token_logits": 0.0}
-_DTYPES = {"uw_mask": torch.bool, "gw_mask": torch.bool, "ref_token_logits": torch.float32}
+_PAD_VALUES = {"labels": IGNORE_INDEX, "uw_mask": False, "gw_mask": False, "ref_token_values": 0.0}
+_DTYPES = {"uw_mask": torch.bool, "gw_mask": torch.bool, "ref_token_values": torch.float32}
 
 
 class UnlearnDataset(torch.utils.data.Dataset):

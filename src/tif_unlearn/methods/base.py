@@ -17,9 +17,9 @@ from torch import Tensor
 from .. import losses, tokens
 
 # Reference quantities a method can ask for, per stream.
-TOKEN_LOGITS = "token_logits"  # raw logit of each label token -> stream["ref_token_logits"]
-TOKEN_LOGPS = "token_logps"  # log-prob of each label token  -> stream["ref_token_logits"]
-TOKEN_CENTERED = "token_centered"  # logit minus the mean logit -> stream["ref_token_logits"]
+TOKEN_LOGITS = "token_logits"  # raw logit of each label token -> stream["ref_token_values"]
+TOKEN_LOGPS = "token_logps"  # log-prob of each label token  -> stream["ref_token_values"]
+TOKEN_CENTERED = "token_centered"  # logit minus the mean logit -> stream["ref_token_values"]
 SEQ_LOGP = "seq_logp"  # summed answer log-prob          -> stream["ref_seq_logp"]
 
 
@@ -66,7 +66,7 @@ def forget_token_mask(forget: dict[str, Tensor], answer: Tensor, targeted: bool)
 
 def reference_uw_seq_logp(forget: dict[str, Tensor], uw: Tensor) -> Tensor:
     """log π_ref summed over the UW tokens, from the cached per-token reference log-probs."""
-    return losses.sequence_logprob(forget["ref_token_logits"][:, 1:], uw)  # (B,)
+    return losses.sequence_logprob(forget["ref_token_values"][:, 1:], uw)  # (B,)
 
 
 def with_preservation(loss: Tensor, logs: dict, token_logps: Tensor, forget: dict, config):
@@ -110,4 +110,4 @@ def reference_values(model, stream: dict[str, Tensor], kind: str) -> dict[str, T
         raise ValueError(f"unknown reference kind {kind!r}")
     values = per_token[kind](logits, labels)
     # Aligned with input positions: position t holds the value for token t (t >= 1).
-    return {"ref_token_logits": torch.nn.functional.pad(values, (1, 0))}  # (B, T)
+    return {"ref_token_values": torch.nn.functional.pad(values, (1, 0))}  # (B, T)

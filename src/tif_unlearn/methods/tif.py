@@ -31,7 +31,7 @@ def compute_loss(model, batch: dict, config: TifConfig):
     forget = batch["forget"]
     logits, labels = stream_logits(model, forget)  # (B, T-1, V), (B, T-1)
     policy = LPL_SPACES[config.lpl_space][0](logits, labels)  # (B, T-1)
-    ref = forget["ref_token_logits"][:, 1:]  # (B, T-1)
+    ref = forget["ref_token_values"][:, 1:]  # (B, T-1)
     lpl = losses.logit_preference_loss(
         policy, ref, forget["uw_mask"][:, 1:], config.beta, per_sample=config.per_sample
     )

@@ -3,6 +3,7 @@ and the unwanted words are drawn with the <mark> highlight colour; without spans
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import subprocess
@@ -195,3 +196,24 @@ def test_png_decoder_matches_a_known_image(tmp_path):
         + chunk(b"IEND", b"")
     )
     np.testing.assert_array_equal(decode_png(png), image)
+
+
+def test_rendered_results_report_marks_best_values_and_draws_the_scatter(tmp_path):
+    from tif_unlearn.report.results_report import CSS, write_report
+
+    runs = {
+        "tif": {"forget_quality": 0.4, "model_utility": 0.35, "forget_rouge": 0.3},
+        "npo": {"forget_quality": 0.01, "model_utility": 0.40, "forget_rouge": 0.05},
+    }
+    paths = []
+    for name, summary in runs.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"benchmark": "tofu", "summary": summary}), encoding="utf-8")
+        paths.append(str(path))
+    page = write_report(paths, str(tmp_path / "report.html"))[0]
+    pixels = screenshot(page, tmp_path / "shot.png", tmp_path / "profile")
+    green = re.search(r"td\.best\s*\{[^}]*background:\s*#([0-9a-fA-F]{6})", CSS).group(1)
+    best = tuple(int(green[i : i + 2], 16) for i in (0, 2, 4))
+    assert _count_colour(pixels, best) > 200  # the three best cells are drawn green
+    plot_rows = pixels[HEIGHT // 3 :]
+    assert (plot_rows < 200).any(axis=-1).sum() > 2000  # the scatter's axes, labels and points

@@ -167,7 +167,8 @@ def evaluate_model(
     """Per set, with `tif eval qa`'s code: mean answer probability, ROUGE-L recall of the
     greedy answers and the answers; for the forget set also the UW/GW token probabilities and
     the leak rates (greedy, best-of-N, format shift)."""
-    from .evaluate.qa_items import QAEvalOptions, qa_item
+    from .evaluate.options import QAEvalOptions
+    from .evaluate.qa_items import qa_item
     from .evaluate.qa_report import summarise
     from .evaluate.qa_scoring import evaluate_items
     from .models import load_model

@@ -26,12 +26,17 @@ log = logging.getLogger("tif_unlearn")
 
 @dataclass
 class DemoConfig:
-    model: str = "smollm2-135m"
-    out: str = "runs/demo"
-    methods: tuple[str, ...] = ("tif", "npo")
-    identifier: str = "combined"
-    forget_person: int = 0
-    fresh: bool = False
+    model: str = field(default="smollm2-135m", metadata={"help": "model to start from"})
+    methods: tuple[str, ...] = field(
+        default=("tif", "npo"), metadata={"help": "comma-separated methods"}
+    )
+    identifier: str = field(
+        default="combined",
+        metadata={"help": "local identifier for TIF UW (combined = ner + frequency)"},
+    )
+    forget_person: int = field(default=0, metadata={"help": "which person to forget (0-3)"})
+    out: str = field(default="runs/demo", metadata={"help": "output folder (models, report)"})
+    fresh: bool = field(default=False, metadata={"help": "redo every cached step"})
     finetune_epochs: float = 5.0
     finetune_lr: float = 2e-4
     unlearn_epochs: float = 6.0

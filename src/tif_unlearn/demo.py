@@ -19,18 +19,24 @@ from .config import FinetuneConfig, UnlearnConfig
 from .data.annotations import write_annotated
 from .data.records import QARecord
 from .errors import TifError
+from .report.demo_text import leak_table, results_table, show_annotations
 
 log = logging.getLogger("tif_unlearn")
 
 
 @dataclass
 class DemoConfig:
-    model: str = "smollm2-135m"
-    out: str = "runs/demo"
-    methods: tuple[str, ...] = ("tif", "npo")
-    identifier: str = "combined"
-    forget_person: int = 0
-    fresh: bool = False
+    model: str = field(default="smollm2-135m", metadata={"help": "model to start from"})
+    methods: tuple[str, ...] = field(
+        default=("tif", "npo"), metadata={"help": "comma-separated methods"}
+    )
+    identifier: str = field(
+        default="combined",
+        metadata={"help": "local identifier for TIF UW (combined = ner + frequency)"},
+    )
+    forget_person: int = field(default=0, metadata={"help": "which person to forget (0-3)"})
+    out: str = field(default="runs/demo", metadata={"help": "output folder (models, report)"})
+    fresh: bool = field(default=False, metadata={"help": "redo every cached step"})
     finetune_epochs: float = 5.0
     finetune_lr: float = 2e-4
     unlearn_epochs: float = 6.0
@@ -167,7 +173,8 @@ def evaluate_model(
     """Per set, with `tif eval qa`'s code: mean answer probability, ROUGE-L recall of the
     greedy answers and the answers; for the forget set also the UW/GW token probabilities and
     the leak rates (greedy, best-of-N, format shift)."""
-    from .evaluate.qa_items import QAEvalOptions, qa_item
+    from .evaluate.options import QAEvalOptions
+    from .evaluate.qa_items import qa_item
     from .evaluate.qa_report import summarise
     from .evaluate.qa_scoring import evaluate_items
     from .models import load_model
@@ -214,45 +221,6 @@ def evaluate_step(config: DemoConfig, name: str, model_spec: str, sets, out: Pat
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"signature": signature, "result": result}, indent=2))
     return result
-
-
-def results_table(results: dict[str, dict]) -> str:
-    header = (
-        f"{'model':<12} {'forget ROUGE':>12} {'forget prob':>11} {'retain ROUGE':>12} "
-        f"{'retain prob':>11} {'general ROUGE':>13} {'general prob':>12}"
-    )
-    lines = [header, "-" * len(header)]
-    for name, r in results.items():
-        lines.append(
-            f"{name:<12} {r['forget']['rouge']:>12.3f} {r['forget']['prob']:>11.3f} "
-            f"{r['retain']['rouge']:>12.3f} {r['retain']['prob']:>11.3f} "
-            f"{r['general']['rouge']:>13.3f} {r['general']['prob']:>12.3f}"
-        )
-    return "\n".join(lines)
-
-
-def leak_table(results: dict[str, dict], n: int) -> str:
-    """Share of forget questions whose unwanted words each model says, per way of asking."""
-    header = f"{'model':<12} {'greedy':>7} {f'best-of-{n}':>10} {'format shift':>12}"
-    lines = [header, "-" * len(header)]
-    for name, r in results.items():
-        rates = r["forget"]["leak"]
-        cells = [rates[k] for k in ("greedy", "best_of_n", "format_shift")]
-        shown = ["-" if v is None else f"{v:.2f}" for v in cells]
-        lines.append(f"{name:<12} {shown[0]:>7} {shown[1]:>10} {shown[2]:>12}")
-    return "\n".join(lines)
-
-
-def show_annotations(records: list[QARecord], limit: int = 3) -> str:
-    """Plain-text view of UW spans: [[unwanted]] words in brackets."""
-    lines = []
-    for record in records[:limit]:
-        text, cursor, parts = record.answer, 0, []
-        for start, end in record.unwanted_spans or ():
-            parts += [text[cursor:start], "[[", text[start:end], "]]"]
-            cursor = end
-        lines.append("  " + "".join(parts) + text[cursor:])
-    return "\n".join(lines)
 
 
 def run_demo(config: DemoConfig) -> Path:

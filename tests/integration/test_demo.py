@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -92,14 +93,15 @@ def test_demo_report_renders_in_chromium(demo_run, tmp_path):
 def test_tif_demo_command_runs_the_demo(demo_run, tiny_model_dir, monkeypatch, capsys):
     """`tif demo` itself: its options reach the demo (the epochs and lengths no CLI option sets
     are the fixture's small ones), it reuses the fine-tuned model and rewrites the report."""
-    import functools
-
     from tif_unlearn import demo as demo_module
     from tif_unlearn.cli.app import main
 
     out, report = demo_run
     small = dict(finetune_epochs=1.0, unlearn_epochs=1.0, max_new_tokens=4, batch_size=8)
-    monkeypatch.setattr(demo_module, "DemoConfig", functools.partial(DemoConfig, **small))
+    run_demo_as_given = demo_module.run_demo
+    monkeypatch.setattr(
+        demo_module, "run_demo", lambda config: run_demo_as_given(replace(config, **small))
+    )
     finetuned = (out / "finetuned" / "tif_run.json").stat().st_mtime_ns
     report.unlink()
 

@@ -5,44 +5,50 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TifError
+from .options import Command, Flags
 
 log = logging.getLogger("tif_unlearn")
 MAX_FAILURES_SHOWN = 20
 
 
-def add_identify_parser(sub, parser_class) -> None:
-    p = sub.add_parser("identify", help="mark the unwanted words of forget records")
-    p.add_argument(
-        "--identifier",
-        default="phrases",
-        help="annotations | llm | masked-lm | ner | phrases | learned | frequency | contrast |"
+def _flag(help: str, default=None):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class IdentifyArgs:
+    """The flags of ``tif identify``."""
+
+    identifier: str = _flag(
+        "annotations | llm | masked-lm | ner | phrases | learned | frequency | contrast |"
         " combined (default: phrases; benchmarks/results/identifiers.json)",
+        "phrases",
     )
-    p.add_argument("--data", help="forget records (.json/.jsonl, tofu:SPLIT, hf://...)")
-    p.add_argument("--out", help="annotated JSON Lines output")
-    p.add_argument("--html", help="also write a self-contained HTML page of the annotations")
-    p.add_argument("--field-map", help="rename fields: prompt=question,response=answer")
-    p.add_argument("--model", help="llm: local chat model; contrast: the target model")
-    p.add_argument("--reference", help="contrast: the reference (base) model")
-    p.add_argument("--api-base", help="llm: OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
-    p.add_argument("--api-model", help="llm: model name at the endpoint")
-    p.add_argument("--masked-lm-model", help="masked-lm: fill-mask model folder or hub id")
-    p.add_argument("--learned-model", help="learned: a model saved with --save (default: packaged)")
-    p.add_argument("--train", help="learned: fit a model on these annotated records first")
-    p.add_argument("--save", help="learned: write the model fitted with --train to this file")
-    p.add_argument("--threshold", type=float, help="frequency: Zipf threshold; contrast: nats")
-    p.add_argument("--members", default="ner,frequency", help="combined: identifier names")
-    p.add_argument("--mode", default="union", help="combined: union | intersection | vote")
-    p.add_argument("--score", action="store_true", help="score --pred against --gold instead")
-    p.add_argument("--gold", help="--score: gold annotated records")
-    p.add_argument("--pred", help="--score: predicted annotated records")
-    p.set_defaults(handler=cmd_identify)
+    data: str | None = _flag("forget records (.json/.jsonl, tofu:SPLIT, hf://...)")
+    out: str | None = _flag("annotated JSON Lines output")
+    html: str | None = _flag("also write a self-contained HTML page of the annotations")
+    field_map: str | None = _flag("rename fields: prompt=question,response=answer")
+    model: str | None = _flag("llm: local chat model; contrast: the target model")
+    reference: str | None = _flag("contrast: the reference (base) model")
+    api_base: str | None = _flag("llm: OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
+    api_model: str | None = _flag("llm: model name at the endpoint")
+    masked_lm_model: str | None = _flag("masked-lm: fill-mask model folder or hub id")
+    learned_model: str | None = _flag("learned: a model saved with --save (default: packaged)")
+    train: str | None = _flag("learned: fit a model on these annotated records first")
+    save: str | None = _flag("learned: write the model fitted with --train to this file")
+    threshold: float | None = _flag("frequency: Zipf threshold; contrast: nats")
+    members: str = _flag("combined: identifier names", "ner,frequency")
+    mode: str = _flag("combined: union | intersection | vote", "union")
+    score: bool = _flag("score --pred against --gold instead", False)
+    gold: str | None = _flag("--score: gold annotated records")
+    pred: str | None = _flag("--score: predicted annotated records")
 
 
-def identifier_options(args: argparse.Namespace) -> dict:
+def identifier_options(args: IdentifyArgs) -> dict:
     """Turn command-line options into the chosen identifier's keyword arguments."""
     name, options = args.identifier, {}
     if name == "llm":
@@ -78,7 +84,7 @@ def report_failures(result, records) -> None:
         log.warning("... and %d more failures", hidden)
 
 
-def run_identify(args: argparse.Namespace, learned_model=None) -> tuple[list, object]:
+def run_identify(args: IdentifyArgs, learned_model=None) -> tuple[list, object]:
     from ..data.loaders import load_records, parse_field_map
     from ..identify import IDENTIFIERS, identify
 
@@ -99,7 +105,7 @@ def run_identify(args: argparse.Namespace, learned_model=None) -> tuple[list, ob
     return result.annotated(), result
 
 
-def check_learned_options(args: argparse.Namespace) -> None:
+def check_learned_options(args: IdentifyArgs) -> None:
     used = [
         f"--{n.replace('_', '-')}" for n in ("learned_model", "train", "save") if getattr(args, n)
     ]
@@ -117,7 +123,7 @@ def check_learned_options(args: argparse.Namespace) -> None:
         raise TifError(f"{args.save} is a folder; give a file path for --save")
 
 
-def train_learned(args: argparse.Namespace):
+def train_learned(args: IdentifyArgs):
     """Fit a learned model on ``--train`` and write it to ``--save``; return it."""
     from ..data.loaders import load_records
     from ..identify.learned import fit_learned
@@ -132,7 +138,8 @@ def train_learned(args: argparse.Namespace):
     return model
 
 
-def cmd_identify(args: argparse.Namespace) -> int:
+def cmd_identify(namespace: argparse.Namespace) -> int:
+    args = FLAGS.build(namespace)
     if args.score:
         return cmd_score(args)
     check_learned_options(args)
@@ -163,7 +170,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def cmd_score(args: IdentifyArgs) -> int:
     from ..data.loaders import load_records
     from ..identify.score import score_spans
 
@@ -172,3 +179,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     scores = score_spans(load_records(args.gold), load_records(args.pred))
     print(json.dumps(scores, indent=2))
     return 0
+
+
+FLAGS = Flags(IdentifyArgs)
+IDENTIFY = Command("identify", "mark the unwanted words of forget records", cmd_identify, (FLAGS,))

@@ -4,9 +4,15 @@ all or nothing."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TifError
+
+
+@dataclass
+class ResultsFile:
+    out: str = field(metadata={"help": "results .json"})
 
 
 def check_results_path(out: str) -> None:

@@ -12,7 +12,6 @@ or the hub (``muse-bench/MUSE-News`` / ``MUSE-Books``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,9 @@ from ..data.tofu import REPO_ROOT
 from ..errors import DataError, TifError
 from . import metrics
 from .generation import generate
+from .options import CORPORA, MuseEvalOptions
 from .scoring import score_records
 
-CORPORA = {"news": "MUSE-News", "books": "MUSE-Books"}
 HUB_SPLITS = {  # our file -> (hub config, hub split)
     "knowmem/forget_qa.json": ("knowmem", "forget_qa"),
     "knowmem/forget_qa_icl.json": ("knowmem", "forget_qa_icl"),
@@ -34,26 +33,6 @@ HUB_SPLITS = {  # our file -> (hub config, hub split)
     "privleak/forget.json": ("privleak", "forget"),
     "privleak/holdout.json": ("privleak", "holdout"),
 }
-
-
-@dataclass
-class MuseEvalOptions:
-    data_dir: str = "auto"
-    corpus: str = "news"
-    max_items: int | None = None
-    batch_size: int = 16
-    retain_auc: float | None = None  # the retrained model's Min-40% AUC (for PrivLeak)
-    verbmem_new_tokens: int = 128
-    knowmem_new_tokens: int = 32
-    max_length: int = 2048  # tokens kept of each privleak text / verbmem prompt (from the end)
-
-    def __post_init__(self):
-        if self.corpus not in CORPORA:
-            raise TifError(f"--corpus must be one of {', '.join(CORPORA)}")
-        if self.max_items is not None and self.max_items < 1:
-            raise TifError("--max-items must be >= 1")
-        if self.retain_auc is not None and not 0 < self.retain_auc < 1:
-            raise TifError("--retain-auc must be in (0, 1)")
 
 
 def default_muse_dir(corpus: str) -> Path | None:

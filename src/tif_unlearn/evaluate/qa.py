@@ -12,7 +12,7 @@ probabilities are those of the whole window's tokens; only continuation UW spans
 Membership inference: Min-k% (k = 0.4) and loss AUC of forget vs holdout
 (:func:`metrics.mia_auc`: ≈ 1 = the forget items look like training data, ≈ 0.5 = not).
 
-Options, files and items: :mod:`qa_items`; one model's answers and scores: :mod:`qa_scoring`;
+Options and files: :mod:`options`; items: :mod:`qa_items`; one model's answers and scores: :mod:`qa_scoring`;
 summaries, the results document and its table: :mod:`qa_report`.
 """
 
@@ -22,7 +22,8 @@ import gc
 import logging
 from dataclasses import asdict
 
-from .qa_items import QAEvalFiles, QAEvalOptions, build_sets, read_records
+from .options import QAEvalFiles, QAEvalOptions
+from .qa_items import build_sets, read_records
 from .qa_report import combine
 from .qa_scoring import evaluate_model
 

@@ -1,4 +1,5 @@
-"""`tif eval qa` inputs: options, the input files, and the evaluated items.
+"""`tif eval qa` inputs: the records of the input files (options and files: :mod:`options`) and
+the evaluated items.
 
 A QA record is one item (its question is the prompt, its answer the truth). A text record is
 cut into windows of ``window_length`` tokens; the first half of a window is the prompt and the
@@ -15,42 +16,10 @@ from dataclasses import dataclass
 from ..data.loaders import load_records
 from ..data.records import QARecord, Record, Span, TextRecord
 from ..data.windows import clip_spans, window_records
-from ..errors import TifError
 from . import leak
+from .options import QAEvalFiles, QAEvalOptions
 
 log = logging.getLogger("tif_unlearn")
-
-
-@dataclass
-class QAEvalOptions:
-    identifier: str = "phrases"  # marks UW in forget records that have no annotation
-    leak_samples: int = 8  # N of the best-of-N leak (0: no sampling)
-    temperature: float = 1.0
-    seed: int = 0
-    format_shift: bool = True  # ask each forget question in the other forms too
-    batch_size: int = 16
-    max_new_tokens: int = 64
-    max_length: int = 512  # tokens kept of each scored example
-    window_length: int = 128  # tokens per window of a text record
-    min_k: float = 0.4
-    dtype: str = "float32"  # weights dtype of the evaluated models (the CLI resolves auto)
-
-    def __post_init__(self):
-        checks = {
-            "--leak-samples must be >= 0": self.leak_samples >= 0,
-            "--temperature must be > 0": self.temperature > 0,
-            "--batch-size must be >= 1": self.batch_size >= 1,
-            "--max-new-tokens must be >= 1": self.max_new_tokens >= 1,
-            "--window-length must be >= 2": self.window_length >= 2,
-        }
-        for message, ok in checks.items():
-            if not ok:
-                raise TifError(message)
-        from ..identify import IDENTIFIERS
-
-        if self.identifier not in IDENTIFIERS:
-            names = ", ".join(IDENTIFIERS)
-            raise TifError(f"unknown identifier {self.identifier!r}; choose one of: {names}")
 
 
 @dataclass(frozen=True)
@@ -74,15 +43,6 @@ class EvalSets:
     forget: list[Item]
     retain: list[Item] | None = None
     holdout: list[Item] | None = None
-
-
-@dataclass
-class QAEvalFiles:
-    model: str
-    forget: str
-    retain: str | None = None
-    holdout: str | None = None
-    reference: str | None = None
 
 
 def load_eval_records(path: str, what: str) -> list[Record]:

@@ -21,7 +21,8 @@ from ..data.records import Record
 from ..tokens import IGNORE_INDEX
 from . import leak, metrics
 from .generation import generate, sample
-from .qa_items import EvalSets, Item, QAEvalOptions
+from .options import QAEvalOptions
+from .qa_items import EvalSets, Item
 from .scoring import ScoredAnswer, score_records
 
 

@@ -3,7 +3,7 @@
 Model work goes through :mod:`scoring` (one batched scoring pass per set for every loss-based
 number) and :mod:`generation` (one batched greedy generation per set); the numbers come from
 :mod:`metrics` and :mod:`tofu_logs`, the same code that aggregates the original TOFU logs.
-Options and data: :mod:`tofu_data`; a retain model's results file: :mod:`tofu_reference`; the
+Options: :mod:`options`; data: :mod:`tofu_data`; a retain model's results file: :mod:`tofu_reference`; the
 headline table: :mod:`tofu_metrics`.
 """
 
@@ -17,8 +17,9 @@ import numpy as np
 from ..data.tofu import load_tofu_split
 from . import metrics
 from .generation import generate
+from .options import TofuEvalOptions
 from .scoring import ScoredAnswer, score_answers
-from .tofu_data import SET_SPLITS, TofuEvalOptions, holdout_split, load_eval_rows, perturbed_answers
+from .tofu_data import SET_SPLITS, holdout_split, load_eval_rows, perturbed_answers
 from .tofu_logs import TofuEvalSet, eval_set_scores, tofu_summary
 from .tofu_reference import RetainReference
 

@@ -1,14 +1,13 @@
-"""TOFU evaluation options and data: which splits each eval set reads, and their rows, checked
+"""TOFU evaluation data (the options are in :mod:`options`): which splits each eval set reads, and their rows, checked
 before any model work (every item has a question, an answer and as many perturbed answers as
 the others).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..data.tofu import TOFU_SPLITS, load_tofu_split
-from ..errors import DataError, TifError
+from ..data.tofu import load_tofu_split
+from ..errors import DataError
+from .options import TofuEvalOptions
 from .tofu_reference import RetainReference
 
 SET_SPLITS = {
@@ -17,34 +16,6 @@ SET_SPLITS = {
     "real_authors": "real_authors_perturbed",
     "world_facts": "world_facts_perturbed",
 }
-
-
-@dataclass
-class TofuEvalOptions:
-    data_dir: str = "auto"  # a TOFU folder, "hub", or "auto"
-    forget_split: str = "forget01"
-    max_items: int | None = None  # per set (the original TOFU logs use 300)
-    batch_size: int = 16  # scoring batch size
-    generate_batch_size: int | None = None  # greedy generation batch size (default 2x)
-    max_new_tokens: int = 64
-    sets: tuple[str, ...] = ("forget", "retain", "real_authors", "world_facts")
-    retain_questions: int | None = None  # keep only the first N retain items (mini protocols)
-    utility_items: int | None = None  # cap the retain / real-author / world-fact sets only
-
-    def __post_init__(self):
-        if not self.forget_split.startswith("forget"):
-            raise TifError(f"--forget-split must be forgetXX, got {self.forget_split!r}")
-        if f"{self.forget_split}_perturbed" not in TOFU_SPLITS:
-            choices = ", ".join(
-                s.removesuffix("_perturbed")
-                for s in TOFU_SPLITS
-                if s.startswith("forget") and s.endswith("_perturbed")
-            )
-            raise TifError(f"--forget-split must be one of {choices}, got {self.forget_split!r}")
-        if self.max_items is not None and self.max_items < 1:
-            raise TifError("--max-items must be >= 1")
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise TifError("--batch-size and --max-new-tokens must be >= 1")
 
 
 def perturbed_answers(row: dict, where: str) -> list[str]:

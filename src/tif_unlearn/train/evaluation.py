@@ -13,8 +13,9 @@ from transformers import TrainerCallback
 
 from ..config.schema import UnlearnConfig
 from ..errors import TifError
+from ..evaluate.options import TofuEvalOptions
 from ..evaluate.tofu import evaluate_tofu
-from ..evaluate.tofu_data import TofuEvalOptions, load_eval_rows
+from ..evaluate.tofu_data import load_eval_rows
 from ..evaluate.tofu_metrics import METRIC_DIRECTIONS, improves, set_metrics
 from .lora import load_state_into
 

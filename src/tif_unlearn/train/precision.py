@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,27 +102,32 @@ def check_half_precision_weights(dtype: str, lora_r: int) -> None:
 EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def add_eval_precision_options(parser) -> None:
+@dataclass
+class EvalPrecision:
     """``--dtype`` and ``--threads`` of the ``tif eval`` commands."""
-    parser.add_argument(
-        "--dtype",
+
+    dtype: str = field(
         default="auto",
-        choices=EVAL_DTYPES,
-        help="weights dtype; auto: bfloat16 where it is fast (bf16 GPU, AVX-512-BF16/AMX CPU), "
-        "else float32 (default: %(default)s)",
+        metadata={
+            "choices": EVAL_DTYPES,
+            "help": "weights dtype; auto: bfloat16 where it is fast (bf16 GPU, AVX-512-BF16/AMX "
+            "CPU), else float32",
+        },
     )
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (default: torch's choice)"}
+    )
 
 
-def apply_eval_precision(args) -> str:
+def apply_eval_precision(precision: EvalPrecision) -> str:
     """Set ``--threads``; return the weights dtype ``--dtype`` stands for here (logged)."""
     import torch
 
-    if args.threads is not None:
-        if args.threads < 1:
+    if precision.threads is not None:
+        if precision.threads < 1:
             raise TifError("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(precision.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = eval_dtype(args.dtype, device)
-    log.debug("evaluating in %s on %s (--dtype %s)", dtype, device, args.dtype)
+    dtype = eval_dtype(precision.dtype, device)
+    log.debug("evaluating in %s on %s (--dtype %s)", dtype, device, precision.dtype)
     return dtype

@@ -10,7 +10,7 @@ from dataclasses import MISSING
 
 import pytest
 
-from tif_unlearn.cli import app, eval_qa, identify
+from tif_unlearn.cli import app, eval_qa, identify, report
 from tif_unlearn.cli import eval as eval_cli
 from tif_unlearn.cli.app import build_parser
 from tif_unlearn.cli.options import Flags, value_type
@@ -34,6 +34,7 @@ DECLARED = {
     "tif eval aggregate": eval_cli.AGGREGATE,
     "tif eval qa": eval_qa.QA,
     "tif identify": identify.IDENTIFY,
+    "tif report": report.REPORT,
     "tif demo": app.DEMO,
 }
 
@@ -61,7 +62,8 @@ def test_the_flags_are_the_fields_of_the_declared_dataclasses(path):
     assert sorted(a.dest for a in actions) == sorted(fields)
     for action in actions:
         name = action.dest.replace("_", "-")
-        assert action.option_strings in ([f"--{name}"], [f"--no-{name}"])
+        positional = [] if action.nargs == "+" else None  # tif report's RESULTS
+        assert action.option_strings in ([f"--{name}"], [f"--no-{name}"], positional)
         if (path, action.dest) not in WITHOUT_HELP:
             assert action.help.split("(default:")[0].strip(), f"{action.option_strings[0]}: no help"
 
@@ -88,12 +90,14 @@ def sample(part: Flags, field, hint) -> tuple[list[str], object]:
 @pytest.mark.parametrize("path", DECLARED)
 def test_every_flag_parses_to_its_field_value(path):
     parser, argv, expected = subcommands()[path], path.split()[1:], {}
-    flags = {a.dest: a.option_strings[0] for a in flag_actions(parser)}
+    flags = {a.dest: a.option_strings[:1] for a in flag_actions(parser)}
     for part in DECLARED[path].flags:
         hints = typing.get_type_hints(part.cls)
         for field in part.fields():
             words, expected[field.name] = sample(part, field, hints[field.name])
-            argv += [flags[field.name], *words]
+            if field.metadata.get("positional"):
+                words, expected[field.name] = ["a.json", "b.json"], ("a.json", "b.json")
+            argv += [*flags[field.name], *words]
     args = build_parser().parse_args(argv)
     parsed = {k: v for part in DECLARED[path].flags for k, v in part.values(args).items()}
     assert parsed == expected

@@ -28,6 +28,7 @@ def test_reference_covers_every_subcommand():
         "tif unlearn",
         "tif identify",
         "tif demo",
+        "tif report",
         "tif eval tofu",
         "tif eval muse",
         "tif eval aggregate",

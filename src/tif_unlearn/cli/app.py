@@ -21,6 +21,7 @@ from .eval import AGGREGATE, MUSE, TOFU
 from .eval_qa import QA
 from .identify import IDENTIFY
 from .options import Command, Flags
+from .report import REPORT
 
 log = logging.getLogger("tif_unlearn")
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in EVAL_COMMANDS:
         command.add_to(kinds)
     IDENTIFY.add_to(sub)
+    REPORT.add_to(sub)
     DEMO.add_to(sub)
     return parser
 

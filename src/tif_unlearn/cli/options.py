@@ -6,7 +6,8 @@ from the field. Handlers build the dataclasses back from the parsed arguments
 - a field without a default is a required flag;
 - a ``bool`` field is a switch: ``--name`` when its default is False, ``--no-name`` when it is
   True (the field is False when the switch is given);
-- a ``tuple[str, ...]`` field takes a comma-separated list (``--methods tif,npo``).
+- a ``tuple[str, ...]`` field takes a comma-separated list (``--methods tif,npo``), or, with
+  ``metadata["positional"]``, one or more words without a flag (``tif report a.json b.json``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class Flags:
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         hints = typing.get_type_hints(self.cls)
         for f in self.fields():
+            if f.metadata.get("positional"):
+                parser.add_argument(
+                    f.name, nargs="+", metavar=f.name.upper(), help=self.help(f, False)
+                )
+                continue
             flag, options = self.argument(f, value_type(hints[f.name]))
             parser.add_argument(flag, dest=f.name, **options)
 
@@ -81,7 +87,9 @@ class Flags:
         return text.replace("%", "%%")  # argparse formats help with %
 
     def values(self, args: argparse.Namespace) -> dict:
-        return {f.name: getattr(args, f.name) for f in self.fields()}
+        values = {f.name: getattr(args, f.name) for f in self.fields()}
+        positional = (f.name for f in self.fields() if f.metadata.get("positional"))
+        return {**values, **{name: tuple(values[name]) for name in positional}}
 
     def build(self, args: argparse.Namespace, **overrides):
         """The dataclass from the parsed arguments (skipped fields keep their defaults)."""

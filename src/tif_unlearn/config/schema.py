@@ -139,8 +139,8 @@ class TrainConfig:
 @dataclass
 class FinetuneConfig(TrainConfig):
     data: str = field(default="", metadata={"help": "QA or text records to fine-tune on"})
-    epochs: float = 5.0
-    warmup_epochs: float = 1.0
+    epochs: float = field(default=5.0, metadata={"help": "training epochs"})
+    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
 
     def __post_init__(self):
         super().__post_init__()

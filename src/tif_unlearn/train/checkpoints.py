@@ -27,7 +27,7 @@ from ..errors import TifError
 
 MARKER = "tif_checkpoint.json"
 KEEP = 2  # the newest may be cut short mid-save: keep the complete one before it
-TEST_KILL_ENV = "TIF_TEST_KILL_AT_STEP"  # tests only: "STEP" or "STEP:unmarked"
+TEST_KILL_ENV = "TIF_TEST_KILL_AT_STEP"  # tests only: "STEP[:marked|unmarked[:RANK]]"
 log = logging.getLogger("tif_unlearn")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # Options that do not change the trained weights, so they may differ on --resume.
@@ -150,10 +150,12 @@ def _advice(folder: Path | None = None) -> str:
 
 
 def _test_kill(step: int, point: str) -> None:
-    """Tests only: SIGKILL this process right after checkpoint ``step`` (before its marker)."""
-    wanted = os.environ.get(TEST_KILL_ENV, "")
-    target, _, at = wanted.partition(":")
-    if target == str(step) and (at or "marked") == point:
+    """Tests only: SIGKILL this process right after checkpoint ``step`` was saved, before or
+    after its marker; with a RANK, only that rank's process (the others run on)."""
+    target, at, only_rank = (os.environ.get(TEST_KILL_ENV, "").split(":") + ["", ""])[:3]
+    if target != str(step) or (at or "marked") != point:
+        return
+    if only_rank in ("", os.environ.get("RANK", "0")):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -2,17 +2,23 @@
 
 The launchers set ``WORLD_SIZE`` and ``RANK``. The process group is started through
 accelerate's ``PartialState`` (the same singleton the Trainer uses later) the first time a
-collective is needed, with gloo on CPU and NCCL on GPUs.
+collective is needed, with gloo on CPU and NCCL on GPUs, and with the Trainer's timeout
+(``ddp_timeout``), not NCCL's shorter default: the Trainer does not start it again.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import torch
 
 from ..errors import TifError
+
+# Seconds a collective may wait for the other ranks (e.g. while rank 0 alone runs an inline
+# identifier); TrainingArguments' ddp_timeout default, which schedule.py passes on too.
+DDP_TIMEOUT_S = 1800
 
 
 def world_size() -> int:
@@ -43,10 +49,15 @@ def check_one_process_per_gpu(visible_gpus: int, processes: int) -> None:
         )
 
 
+def process_group_options() -> dict:
+    """Keyword arguments for ``init_process_group`` (through accelerate's ``PartialState``)."""
+    return {"timeout": timedelta(seconds=DDP_TIMEOUT_S)}
+
+
 def _start():
     from accelerate import PartialState
 
-    return PartialState(cpu=cpu_only())
+    return PartialState(cpu=cpu_only(), **process_group_options())
 
 
 def training_device() -> torch.device:

@@ -8,9 +8,11 @@ collective is needed, with gloo on CPU and NCCL on GPUs, and with the Trainer's 
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 
@@ -112,3 +114,59 @@ def gathered_state_dict(trainer) -> dict | None:
     if not getattr(trainer, "is_deepspeed_enabled", False):
         return None
     return trainer.accelerator.get_state_dict(trainer.deepspeed)
+
+
+def zero_stage_from_env(env: Mapping[str, str]) -> int:
+    """The DeepSpeed ZeRO stage ``accelerate launch`` set up for this process (0: no DeepSpeed).
+
+    accelerate switches DeepSpeed on with ``ACCELERATE_USE_DEEPSPEED=true``; the stage is the
+    DeepSpeed config file's ``zero_optimization.stage`` when one is given
+    (``ACCELERATE_DEEPSPEED_CONFIG_FILE``), else ``ACCELERATE_DEEPSPEED_ZERO_STAGE``, else 2
+    (accelerate's default)."""
+    if env.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return 0
+    stage = _config_file_stage(env.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none"))
+    if stage is None:
+        stage = env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") or 2
+    return int(stage)
+
+
+def _config_file_stage(path: str) -> int | None:
+    """``zero_optimization.stage`` of a DeepSpeed JSON config; None when absent or unreadable
+    (DeepSpeed itself then says what is wrong with the file)."""
+    if path in ("", "none"):
+        return None
+    try:
+        stage = json.loads(Path(path).read_text(encoding="utf-8"))["zero_optimization"]["stage"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return stage if isinstance(stage, int) else None
+
+
+# What fails under ZeRO-3 only after training, and why: refused before it starts.
+NOT_UNDER_ZERO3 = {
+    "merge_lora": (
+        "--merge-lora",
+        "the base weights are sharded over the processes, so none can merge the adapters into "
+        "them; save the adapter folder and merge it afterwards (any --model option loads it "
+        "merged)",
+    ),
+    "keep_best": (
+        "--keep-best",
+        "one process cannot save or load the best weights of a sharded model",
+    ),
+    "eval_every": (
+        "--eval-every",
+        "each process evaluates on its own, but a sharded model's forward pass needs all of "
+        "them; evaluate the saved model with tif eval tofu",
+    ),
+}
+
+
+def check_zero3_options(config, stage: int) -> None:
+    """Refuse, before training, the options that would fail after it under ZeRO-3."""
+    if stage < 3:
+        return
+    for field, (option, why) in NOT_UNDER_ZERO3.items():
+        if getattr(config, field, None):
+            raise TifError(f"{option} cannot be used under DeepSpeed ZeRO-3: {why}")

@@ -62,6 +62,13 @@ def _start():
     return PartialState(cpu=cpu_only(), **process_group_options())
 
 
+def barrier() -> None:
+    """Wait until every rank gets here (nothing to wait for in one process)."""
+    if world_size() > 1:
+        _start()
+        torch.distributed.barrier()
+
+
 def training_device() -> torch.device:
     """This process's accelerator device (``cuda:LOCAL_RANK``), or the CPU."""
     if world_size() == 1 and not torch.cuda.is_available():

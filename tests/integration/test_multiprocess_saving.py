@@ -1,0 +1,115 @@
+"""What several processes write and log: `tif unlearn` under torchrun with 2 CPU processes (gloo).
+
+- ``--save-steps``: a checkpoint is marked complete (by rank 0, once) only after every rank has
+  saved its part, so a rank 0 killed while saving leaves it unmarked; 2 processes resume it.
+
+``ranks_worker.py`` records what each rank did: its loss parts, ``save_pretrained`` calls,
+checkpoint markers and final weights.
+The runs use float64 weights (tolerances: conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import FLOAT64_WEIGHT_ATOL, QA_PAIRS, UNWANTED, annotate, write_jsonl
+from tif_unlearn.train.checkpoints import MARKER, TEST_KILL_ENV, checkpoint_dir
+
+WORKER = Path(__file__).with_name("ranks_worker.py")
+SRC = Path(__file__).parents[2] / "src"
+N_STEPS = 6  # 24 forget rows / (2 processes x batch 2)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("ranks-data")
+    rows = [annotate(r, w) for r, w in zip(QA_PAIRS, UNWANTED, strict=True)]
+    rows = [{**r, "question": r["question"] + " Tell me." * k} for k in range(6) for r in rows]
+    retain = [
+        {"question": "Where is Zürich?", "answer": "Zürich is in Switzerland."},
+        {"question": "Who writes about history?", "answer": "Nikolai Abilov writes about history."},
+        {"question": "What is the capital of Kuwait?", "answer": "Kuwait City."},
+    ]
+    return {
+        "forget": write_jsonl(folder / "forget.jsonl", rows),
+        "retain": write_jsonl(folder / "retain.jsonl", retain),
+    }
+
+
+def torchrun(record_dir: Path, args: list[str], kill_at: str | None = None):
+    record_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(WORKER), str(record_dir), "--", *args]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    env.pop(TEST_KILL_ENV, None)
+    if kill_at:
+        env[TEST_KILL_ENV] = kill_at
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def unlearn_args(model, data, out) -> list[str]:
+    return ["unlearn", "--model", str(model), "--method", "tif",
+            "--forget", str(data["forget"]), "--retain", str(data["retain"]), "--out", str(out),
+            "--batch-size", "2", "--epochs", "1", "--lr", "1e-3", "--warmup-epochs", "0",
+            "--seed", "1", "--dtype", "float64", "--save-steps", "2"]  # fmt: skip
+
+
+def logged(out: Path) -> list[dict]:
+    return [e for e in json.loads((out / "tif_run.json").read_text())["log"] if "loss" in e]
+
+
+def complete_steps(out: Path) -> dict[int, bool]:
+    folders = checkpoint_dir(out).glob("checkpoint-*")
+    return {int(p.name.split("-")[1]): (p / MARKER).is_file() for p in folders}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_model_dir, data, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    out, records = folder / "model", folder / "records"
+    result = torchrun(records, unlearn_args(tiny_model_dir, data, out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"out": out, "records": records, "result": result}
+
+
+@pytest.mark.slow
+def test_two_processes_mark_each_checkpoint_once_and_clean_up(uninterrupted):
+    out, result, records = uninterrupted["out"], uninterrupted["result"], uninterrupted["records"]
+    assert result.stdout.count("unlearned model written to") == 2  # both ranks finished
+    markers = [json.loads((records / f"markers-{r}.json").read_text()) for r in (0, 1)]
+    folder = checkpoint_dir(out)
+    assert markers[0] == [str(folder / f"checkpoint-{s}" / MARKER) for s in (2, 4, 6)]
+    assert markers[1] == []
+    assert not checkpoint_dir(out).exists()  # removed after success
+    assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_rank_0_killed_while_saving_leaves_the_checkpoint_unmarked_and_resumes(
+    tiny_model_dir, data, uninterrupted, tmp_path
+):
+    out = tmp_path / "model"
+    args = unlearn_args(tiny_model_dir, data, out)
+    # Rank 0 dies right after its part of checkpoint 4 (weights, optimizer) is written; rank 1
+    # has written its own part (RNG state) by then and must not mark the checkpoint complete.
+    killed = torchrun(tmp_path / "killed", args, kill_at="4:unmarked:0")
+    assert killed.returncode != 0, killed.stderr[-3000:]
+    assert not out.exists()
+    assert complete_steps(out) == {2: True, 4: False}
+
+    resumed = torchrun(tmp_path / "resumed", [*args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {checkpoint_dir(out)}/checkpoint-2" in resumed.stderr
+    assert not checkpoint_dir(out).exists()
+    assert [e["step"] for e in logged(out)] == list(range(1, N_STEPS + 1))
+    want = load_file(str(uninterrupted["out"] / "model.safetensors"))
+    for name, weight in load_file(str(out / "model.safetensors")).items():
+        torch.testing.assert_close(weight, want[name], atol=FLOAT64_WEIGHT_ATOL, rtol=0.0)

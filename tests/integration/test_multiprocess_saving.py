@@ -2,6 +2,7 @@
 
 - ``--save-steps``: a checkpoint is marked complete (by rank 0, once) only after every rank has
   saved its part, so a rank 0 killed while saving leaves it unmarked; 2 processes resume it.
+- The logged loss parts (lpl, pl, retain_nll) are means over both ranks' batches.
 
 ``ranks_worker.py`` records what each rank did: its loss parts, ``save_pretrained`` calls,
 checkpoint markers and final weights.
@@ -26,6 +27,7 @@ from tif_unlearn.train.checkpoints import MARKER, TEST_KILL_ENV, checkpoint_dir
 WORKER = Path(__file__).with_name("ranks_worker.py")
 SRC = Path(__file__).parents[2] / "src"
 N_STEPS = 6  # 24 forget rows / (2 processes x batch 2)
+PARTS = ("lpl", "pl", "retain_nll")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,20 @@ def uninterrupted(tiny_model_dir, data, tmp_path_factory) -> dict:
     result = torchrun(records, unlearn_args(tiny_model_dir, data, out))
     assert result.returncode == 0, result.stderr[-3000:]
     return {"out": out, "records": records, "result": result}
+
+
+@pytest.mark.slow
+def test_logged_loss_parts_are_the_mean_over_both_ranks(uninterrupted):
+    records = uninterrupted["records"]
+    ranks = [json.loads((records / f"parts-{r}.json").read_text()) for r in (0, 1)]
+    assert [p["step"] for p in ranks[0]] == [p["step"] for p in ranks[1]] == [*range(1, 7)]
+    # the ranks see other batches, so one rank's view is not the mean
+    assert max(abs(a["lpl"] - b["lpl"]) for a, b in zip(*ranks, strict=True)) > 1e-3
+    entries = logged(uninterrupted["out"])
+    assert [e["step"] for e in entries] == list(range(1, N_STEPS + 1))
+    for entry, mine, theirs in zip(entries, *ranks, strict=True):
+        for part in PARTS:
+            assert entry[part] == pytest.approx((mine[part] + theirs[part]) / 2, abs=1e-6), part
 
 
 @pytest.mark.slow

@@ -10,10 +10,12 @@ import torch
 
 from tif_unlearn.train.distributed import (
     DDP_TIMEOUT_S,
+    barrier,
     interleave,
     process_group_options,
     run_on_main,
     shard_and_gather,
+    sum_over_ranks,
     training_device,
     world_size,
 )
@@ -53,3 +55,9 @@ def test_the_process_group_gets_the_trainers_timeout_not_nccls_default(monkeypat
     trainer_default = TrainingArguments.__dataclass_fields__["ddp_timeout"].default
     assert created["timeout"] == timedelta(seconds=trainer_default)
     assert process_group_options() == {"timeout": timedelta(seconds=DDP_TIMEOUT_S)}
+
+
+def test_barrier_and_sums_over_ranks_need_no_process_group_in_one_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    barrier()
+    assert sum_over_ranks([1.5, 2.0], "cpu") == [1.5, 2.0]

@@ -69,6 +69,17 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
+def sum_over_ranks(values: Sequence[float], device) -> list[float]:
+    """The element-wise sum of ``values`` over all ranks (each rank passes as many, in the same
+    order); ``values`` itself in one process."""
+    if world_size() == 1:
+        return list(values)
+    _start()
+    totals = torch.tensor(list(values), dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(totals)
+    return totals.tolist()
+
+
 def training_device() -> torch.device:
     """This process's accelerator device (``cuda:LOCAL_RANK``), or the CPU."""
     if world_size() == 1 and not torch.cuda.is_available():

@@ -2,6 +2,7 @@
 
 - ``--save-steps``: a checkpoint is marked complete (by rank 0, once) only after every rank has
   saved its part, so a rank 0 killed while saving leaves it unmarked; 2 processes resume it.
+- ``--keep-best``: only rank 0 saves the best weights (beside ``--out``); every rank restores them.
 - The logged loss parts (lpl, pl, retain_nll) are means over both ranks' batches.
 
 ``ranks_worker.py`` records what each rank did: its loss parts, ``save_pretrained`` calls,
@@ -22,6 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import FLOAT64_WEIGHT_ATOL, QA_PAIRS, UNWANTED, annotate, write_jsonl
+from eval_data import write_tofu_folder
 from tif_unlearn.train.checkpoints import MARKER, TEST_KILL_ENV, checkpoint_dir
 
 WORKER = Path(__file__).with_name("ranks_worker.py")
@@ -43,6 +45,8 @@ def data(tmp_path_factory) -> dict[str, Path]:
     return {
         "forget": write_jsonl(folder / "forget.jsonl", rows),
         "retain": write_jsonl(folder / "retain.jsonl", retain),
+        "plain": write_jsonl(folder / "plain.jsonl", QA_PAIRS),
+        "tofu": write_tofu_folder(folder / "tofu"),
     }
 
 
@@ -129,3 +133,34 @@ def test_rank_0_killed_while_saving_leaves_the_checkpoint_unmarked_and_resumes(
     want = load_file(str(uninterrupted["out"] / "model.safetensors"))
     for name, weight in load_file(str(out / "model.safetensors")).items():
         torch.testing.assert_close(weight, want[name], atol=FLOAT64_WEIGHT_ATOL, rtol=0.0)
+
+
+@pytest.mark.slow
+def test_keep_best_is_saved_by_rank_0_beside_out_and_restored_on_every_rank(
+    tiny_model_dir, data, tmp_path
+):
+    out, records = tmp_path / "model", tmp_path / "records"
+    args = ["unlearn", "--model", str(tiny_model_dir), "--method", "ga",
+            "--forget", str(data["plain"]), "--out", str(out), "--max-steps", "3",
+            "--batch-size", "1", "--lr", "5e-3", "--warmup-epochs", "0", "--dtype", "float64",
+            "--eval-every", "1", "--eval-data-dir", str(data["tofu"]), "--eval-max-items", "3",
+            "--keep-best", "retain_prob"]  # fmt: skip
+    result = torchrun(records, args)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    best = out.with_name("model.best")
+    saves = [json.loads((records / f"saves-{r}.json").read_text()) for r in (0, 1)]
+    assert saves[1] == []  # rank 1 saved nothing
+    assert set(saves[0][:-1]) == {str(best)}  # rank 0: the best weights, then --out
+    assert not best.exists()  # removed once restored
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "records"]
+
+    run = json.loads((out / "tif_run.json").read_text())
+    kept = max(run["eval"], key=lambda entry: entry["retain_prob"])
+    assert run["kept_best"]["step"] == kept["step"]
+    assert kept["step"] < 3  # gradient ascent lowers retain_prob: restoring changes weights
+    saved = load_file(str(out / "model.safetensors"))
+    for rank in (0, 1):
+        weights = load_file(str(records / f"weights-{rank}.safetensors"))
+        for name, weight in saved.items():
+            assert torch.equal(weights[name], weight), (rank, name)

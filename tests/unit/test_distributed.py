@@ -4,10 +4,12 @@ are in tests/integration)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import torch
 
+from tif_unlearn.train import distributed
 from tif_unlearn.train.distributed import (
     DDP_TIMEOUT_S,
     barrier,
@@ -19,6 +21,7 @@ from tif_unlearn.train.distributed import (
     training_device,
     world_size,
 )
+from tif_unlearn.train.evaluation import EvalCallback, best_dir
 
 
 @pytest.mark.parametrize("n_items", [0, 1, 5, 6])
@@ -61,3 +64,35 @@ def test_barrier_and_sums_over_ranks_need_no_process_group_in_one_process(monkey
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     barrier()
     assert sum_over_ranks([1.5, 2.0], "cpu") == [1.5, 2.0]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_keep_best_is_saved_by_rank_0_only_and_every_rank_keeps_its_choice(
+    rank, tiny_model, tmp_path, monkeypatch
+):
+    rank_0_choice = {"step": 1, "metric": "retain_prob", "value": 0.5}
+
+    def broadcast(payload, src):  # rank 0 sends its payload; the others receive it
+        if rank != 0:
+            payload[0] = ("ok", rank_0_choice)
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setattr(distributed, "_start", lambda: None)
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", broadcast)
+    callback = EvalCallback.__new__(EvalCallback)  # no eval data needed to keep weights
+    callback.keep_best, callback.best = ("retain_prob", "max"), None
+    callback.best_folder = tmp_path / "out.best"
+    callback.scratch = tmp_path / "scratch"  # where every rank used to save its own copy
+
+    callback._maybe_keep(tiny_model, {"step": 1, "retain_prob": 0.5})
+
+    assert callback.best == rank_0_choice
+    saved = sorted(p.name for p in tmp_path.rglob("*.safetensors"))
+    assert saved == (["model.safetensors"] if rank == 0 else [])
+    assert (tmp_path / "out.best" / "model.safetensors").is_file() == (rank == 0)
+
+
+def test_keep_best_weights_are_kept_beside_out(tmp_path):
+    assert best_dir(tmp_path / "runs" / "tif") == tmp_path / "runs" / "tif.best"
+    assert best_dir("runs/tif/") == Path("runs/tif.best").resolve()

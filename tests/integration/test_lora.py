@@ -178,7 +178,7 @@ def test_keep_best_restores_the_adapter_weights(tiny_model, tmp_path):
         for param in adapters.values():
             param.zero_()  # training moved on after the best step
     callback = EvalCallback.__new__(EvalCallback)  # no eval data needed to restore
-    callback.scratch, callback.best = tmp_path, {"step": 1, "metric": "m", "value": 0.0}
+    callback.best_folder, callback.best = tmp_path / "best", {"step": 1, "metric": "m", "value": 0}
     callback.restore_best(model)
     for name, param in adapters.items():
         assert torch.equal(param, best[name]), name

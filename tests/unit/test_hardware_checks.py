@@ -3,12 +3,20 @@ tokens of generation."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from tif_unlearn.cli import main
+from tif_unlearn.config.schema import UnlearnConfig
 from tif_unlearn.errors import TifError
 from tif_unlearn.evaluate.generation import chat_prompt, generate, stop_token_ids
-from tif_unlearn.train.distributed import check_one_process_per_gpu
+from tif_unlearn.train.distributed import (
+    check_one_process_per_gpu,
+    check_zero3_options,
+    zero_stage_from_env,
+)
 from tif_unlearn.train.precision import (
     check_half_precision_weights,
     eval_dtype,
@@ -86,3 +94,62 @@ def test_fast_bf16_on_a_cpu_follows_its_flags(monkeypatch):
     ):
         monkeypatch.setattr("tif_unlearn.train.precision.cpu_flags", lambda flags=flags: flags)
         assert fast_bf16(torch.device("cpu")) is fast
+
+
+@pytest.mark.parametrize(
+    "env, stage",
+    [
+        ({}, 0),
+        ({"ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, 0),  # DeepSpeed is not switched on
+        ({"ACCELERATE_USE_DEEPSPEED": "false", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, 0),
+        ({"ACCELERATE_USE_DEEPSPEED": "true"}, 2),  # accelerate's default stage
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, 3),
+        ({"ACCELERATE_USE_DEEPSPEED": "TRUE", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "1"}, 1),
+    ],
+)
+def test_zero_stage_comes_from_what_accelerate_launch_sets(env, stage):
+    assert zero_stage_from_env(env) == stage
+
+
+@pytest.mark.parametrize("content, stage", [({"stage": 3}, 3), ({"stage": 1}, 1), ({}, 2)])
+def test_a_deepspeed_config_files_zero_stage_wins(content, stage, tmp_path):
+    config = tmp_path / "ds.json"
+    config.write_text(json.dumps({"zero_optimization": content, "train_batch_size": "auto"}))
+    env = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_CONFIG_FILE": str(config)}
+    assert zero_stage_from_env(env) == stage
+    assert zero_stage_from_env({**env, "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}) == (
+        content.get("stage", 2)
+    )
+
+
+@pytest.mark.parametrize(
+    "options, flag",
+    [
+        ({"lora_r": 8, "merge_lora": True}, "--merge-lora"),
+        ({"eval_every": 5}, "--eval-every"),
+        ({"eval_every": 5, "keep_best": "forget_rouge"}, "--keep-best"),
+    ],
+)
+def test_options_that_fail_after_training_under_zero3_are_refused_before_it(options, flag):
+    config = UnlearnConfig(model="m", forget="f.jsonl", out="o", **options)
+    check_zero3_options(config, stage=2)  # fine under ZeRO-2 (weights are not sharded)
+    with pytest.raises(TifError) as refused:
+        check_zero3_options(config, stage=3)
+    message = str(refused.value)
+    assert message.startswith(f"{flag} cannot be used under DeepSpeed ZeRO-3: ")
+    assert "\n" not in message
+
+
+def test_tif_unlearn_refuses_merge_lora_under_zero3_before_loading_a_model(
+    tiny_model_dir, qa_files, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    monkeypatch.setattr("tif_unlearn.train.orchestrate.load_model", None)  # never reached
+    out = tmp_path / "out"
+    argv = ["unlearn", "--model", str(tiny_model_dir), "--forget", str(qa_files["forget"]),
+            "--out", str(out), "--lora-r", "4", "--merge-lora"]  # fmt: skip
+    assert main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "tif: error:" in line]
+    assert len(errors) == 1 and "--merge-lora cannot be used under DeepSpeed ZeRO-3" in errors[0]
+    assert not out.exists()

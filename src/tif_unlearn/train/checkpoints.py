@@ -24,10 +24,11 @@ from transformers import TrainerCallback
 
 from ..config.builder import as_dict
 from ..errors import TifError
+from .distributed import barrier, is_main_process, run_on_main
 
 MARKER = "tif_checkpoint.json"
 KEEP = 2  # the newest may be cut short mid-save: keep the complete one before it
-TEST_KILL_ENV = "TIF_TEST_KILL_AT_STEP"  # tests only: "STEP" or "STEP:unmarked"
+TEST_KILL_ENV = "TIF_TEST_KILL_AT_STEP"  # tests only: "STEP[:marked|unmarked[:RANK]]"
 log = logging.getLogger("tif_unlearn")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # Options that do not change the trained weights, so they may differ on --resume.
@@ -109,7 +110,12 @@ def check_same_run(checkpoint: Path, current: dict) -> None:
 
 
 def prepare_checkpoints(config, current: dict) -> str | None:
-    """Before the model is loaded: the checkpoint to resume from, or None for a fresh run."""
+    """Before the model is loaded: the checkpoint to resume from, or None for a fresh run.
+    Decided (and stale checkpoints removed) by rank 0 alone; every rank gets its answer."""
+    return run_on_main(lambda: _prepare_checkpoints(config, current))
+
+
+def _prepare_checkpoints(config, current: dict) -> str | None:
     folder = checkpoint_dir(config.out)
     if not config.resume:
         if checkpoints(folder) and not config.overwrite:
@@ -150,15 +156,26 @@ def _advice(folder: Path | None = None) -> str:
 
 
 def _test_kill(step: int, point: str) -> None:
-    """Tests only: SIGKILL this process right after checkpoint ``step`` (before its marker)."""
-    wanted = os.environ.get(TEST_KILL_ENV, "")
-    target, _, at = wanted.partition(":")
-    if target == str(step) and (at or "marked") == point:
+    """Tests only: SIGKILL this process right after checkpoint ``step`` was saved, before or
+    after its marker; with a RANK, only that rank's process (the others run on)."""
+    target, at, only_rank = (os.environ.get(TEST_KILL_ENV, "").split(":") + ["", ""])[:3]
+    if target != str(step) or (at or "marked") != point:
+        return
+    if only_rank in ("", os.environ.get("RANK", "0")):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def write_marker(folder: Path, payload: dict) -> None:
+    """Mark a checkpoint complete: ``tif_checkpoint.json``, written whole by a rename."""
+    tmp = folder / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(folder / MARKER)
+
+
 class CheckpointCallback(TrainerCallback):
-    """Marks each checkpoint complete once the Trainer has written it."""
+    """Marks each checkpoint complete once the Trainer has written it: every rank writes its
+    part (rank 0 the weights and optimizer, each rank its RNG state), so rank 0 writes the
+    marker only when all of them have finished."""
 
     def __init__(self, run_fingerprint: dict):
         self.fingerprint = run_fingerprint
@@ -166,10 +183,9 @@ class CheckpointCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         _test_kill(state.global_step, "unmarked")
-        payload = {"step": state.global_step, "fingerprint": self.fingerprint}
-        tmp = folder / f".{MARKER}.tmp"
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(folder / MARKER)
+        barrier()
+        if is_main_process():
+            write_marker(folder, {"step": state.global_step, "fingerprint": self.fingerprint})
         _test_kill(state.global_step, "marked")
 
 

@@ -1,11 +1,17 @@
 """Evaluation during training (``--eval-every``, ``--keep-best``): TOFU forget/retain metrics
 every N steps, the best weights kept. The options are checked with their data before any model
 is loaded; the callback's model work goes through the same code as ``tif eval tofu``.
+
+Every rank evaluates; with ``--keep-best`` rank 0 alone decides and saves the best weights into
+``<out>.best/`` (beside ``--out``, so that every rank can read them back), and the folder is
+removed once every rank has restored them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file
@@ -17,11 +23,18 @@ from ..evaluate.options import TofuEvalOptions
 from ..evaluate.tofu import evaluate_tofu
 from ..evaluate.tofu_data import load_eval_rows
 from ..evaluate.tofu_metrics import METRIC_DIRECTIONS, improves, set_metrics
+from .distributed import barrier, is_main_process, run_on_main
 from .lora import load_state_into
 
 log = logging.getLogger("tif_unlearn")
 TRAINING_EVAL_SETS = ("forget", "retain")  # the sets evaluated every --eval-every steps
 KEEP_BEST_METRICS = tuple(name for s in TRAINING_EVAL_SETS for name in set_metrics(s))
+
+
+def best_dir(out: str | Path) -> Path:
+    """``<out>.best``: where ``--keep-best`` keeps the best weights during the run."""
+    out = Path(os.path.abspath(out))
+    return out.with_name(out.name + ".best")
 
 
 def parse_keep_best(spec: str) -> tuple[str, str]:
@@ -45,10 +58,11 @@ class EvalCallback(TrainerCallback):
         tokenizer,
         options: TofuEvalOptions,
         every: int,
-        scratch: Path,
+        best_folder: Path,
         keep_best: str | None = None,
     ):
-        self.tokenizer, self.options, self.every, self.scratch = tokenizer, options, every, scratch
+        self.tokenizer, self.options, self.every = tokenizer, options, every
+        self.best_folder = best_folder
         self.keep_best = parse_keep_best(keep_best) if keep_best else None
         for name in options.sets:  # fail on bad eval data before training, not at step N
             load_eval_rows(name, options)
@@ -73,10 +87,16 @@ class EvalCallback(TrainerCallback):
         metric, direction = self.keep_best
         if metric not in entry:
             raise TifError(f"--keep-best: unknown metric {metric!r}; have {', '.join(entry)}")
+        # Rank 0's decision for every rank (their evaluations may differ in the last digits).
+        self.best = run_on_main(lambda: self._save_if_better(model, entry, metric, direction))
+
+    def _save_if_better(self, model, entry: dict, metric: str, direction: str) -> dict:
         value = entry[metric]
-        if self.best is None or improves(value, self.best["value"], direction):
-            model.save_pretrained(self.scratch / "best", safe_serialization=True)
-            self.best = {"step": entry["step"], "metric": metric, "value": value}
+        if self.best is not None and not improves(value, self.best["value"], direction):
+            return self.best
+        shutil.rmtree(self.best_folder, ignore_errors=True)  # no files of an older save left
+        model.save_pretrained(self.best_folder, safe_serialization=True)
+        return {"step": entry["step"], "metric": metric, "value": value}
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0 and state.global_step < state.max_steps:
@@ -89,10 +109,14 @@ class EvalCallback(TrainerCallback):
         """Load the best evaluated weights into ``model`` (no-op without --keep-best)."""
         if self.best is None:
             return
+        barrier()  # rank 0 has finished saving
         weights = {}
-        for shard in sorted((self.scratch / "best").glob("*.safetensors")):
+        for shard in sorted(self.best_folder.glob("*.safetensors")):
             weights.update(load_file(str(shard)))
         load_state_into(model, weights)  # a LoRA run saved (and restores) adapter weights only
+        barrier()  # every rank has read them
+        if is_main_process():
+            shutil.rmtree(self.best_folder, ignore_errors=True)
         log.info(
             "kept the weights of step %d (%s = %.4g)",
             self.best["step"],
@@ -119,8 +143,9 @@ def eval_options(config: UnlearnConfig) -> TofuEvalOptions | None:
     return options
 
 
-def eval_callback(config: UnlearnConfig, options, tokenizer, scratch: Path):
+def eval_callback(config: UnlearnConfig, options, tokenizer):
     """The evaluation-during-training callback, or None without --eval-every."""
     if options is None:
         return None
-    return EvalCallback(tokenizer, options, config.eval_every, scratch, config.keep_best)
+    folder = best_dir(config.out)
+    return EvalCallback(tokenizer, options, config.eval_every, folder, config.keep_best)

@@ -113,7 +113,7 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     live = live_reference(config, model, reference)
     started = time.time()
     with scratch_folder(config) as scratch:
-        evaluator = eval_callback(config, evaluation, tokenizer, Path(scratch))
+        evaluator = eval_callback(config, evaluation, tokenizer)
         faults = fault_callbacks(config, run_fingerprint)
         # A checkpoint's weights are loaded only in fit: reference values came from --model.
         trainer = fit(

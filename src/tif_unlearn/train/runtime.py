@@ -13,7 +13,13 @@ import torch
 
 from ..config.schema import TrainConfig
 from ..errors import TifError
-from .distributed import check_one_process_per_gpu, training_device, world_size
+from .distributed import (
+    check_one_process_per_gpu,
+    check_zero3_options,
+    training_device,
+    world_size,
+    zero_stage_from_env,
+)
 from .precision import check_bf16, check_half_precision_weights, training_precision
 
 log = logging.getLogger("tif_unlearn")
@@ -72,5 +78,6 @@ def check_hardware(config: TrainConfig) -> None:
     """Refuse, before any model is loaded, what the hardware would do wrongly or slowly."""
     check_one_process_per_gpu(torch.cuda.device_count(), world_size())
     check_half_precision_weights(config.dtype, config.lora_r)
+    check_zero3_options(config, zero_stage_from_env(os.environ))
     if config.bf16:
         check_bf16(training_device())

@@ -10,7 +10,7 @@ from transformers import TrainingArguments
 
 from ..config.schema import TrainConfig
 from .checkpoints import save_options
-from .distributed import cpu_only, training_device, world_size
+from .distributed import DDP_TIMEOUT_S, cpu_only, training_device, world_size
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ def training_arguments(config: TrainConfig, plan: StepPlan, output_dir: str) -> 
         **save_options(config),
         report_to=config.report_to,
         remove_unused_columns=False,
+        ddp_timeout=DDP_TIMEOUT_S,  # the process group already exists: kept in step with it
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )

@@ -14,6 +14,7 @@ from transformers import Trainer
 
 from ..data.batches import LengthGroupedSampler
 from ..methods.base import Method, reference_values
+from .distributed import sum_over_ranks
 from .precision import autocast
 
 
@@ -64,12 +65,21 @@ class UnlearnTrainer(LengthGroupedTrainer):
                 inputs[stream].update(values)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if self._component_count and "loss" in logs:
-            for name, total in self._component_sums.items():
-                logs[name] = round(total / self._component_count, 6)
-            self._component_sums.clear()
-            self._component_count = 0
+        if "loss" in logs:  # every rank logs each step: the parts are averaged over all ranks
+            logs.update(self._mean_components())
         super().log(logs, *args, **kwargs)
+
+    def _mean_components(self) -> dict[str, float]:
+        """The loss parts' means over the batches since the last log, on all ranks together.
+        Every rank's method reports the same parts (they follow from the method and options)."""
+        names = sorted(self._component_sums)
+        local = [self._component_sums[name] for name in names] + [self._component_count]
+        *totals, count = sum_over_ranks(local, self.args.device)
+        self._component_sums.clear()
+        self._component_count = 0
+        if not count:
+            return {}
+        return {name: round(total / count, 6) for name, total in zip(names, totals, strict=True)}
 
 
 class SupervisedDataset(torch.utils.data.Dataset):

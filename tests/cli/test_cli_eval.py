@@ -140,6 +140,7 @@ def test_tofu_results_file_has_summary_sets_and_mia(tofu_run, trained_model_dir)
     assert results["mia"]["loss_auc"] > 0.9
     assert summary["forget_rouge"] > 0
     assert results["model"] == str(trained_model_dir)
+    assert (results["device"], results["dtype"]) == ("cpu", "float32")  # said where it ran
 
 
 def test_tofu_prints_the_summary_table(tofu_run):
@@ -148,7 +149,7 @@ def test_tofu_prints_the_summary_table(tofu_run):
     assert utility_line.split()[-1] == f"{summary['model_utility']:.4g}"
     assert "MIA min_k AUC" in stdout
     assert "Forget Quality" not in stdout  # None without a retain reference
-    assert f"results written to {tofu_run['path']}" in stdout
+    assert f"evaluated on cpu in float32; results written to {tofu_run['path']}" in stdout
 
 
 def _independent_avg_nll(model, tokenizer, question: str, answer: str) -> float:

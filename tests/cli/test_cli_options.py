@@ -39,8 +39,6 @@ DECLARED = {
 }
 
 
-
-
 def subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(_walk(build_parser(), "tif"))
 

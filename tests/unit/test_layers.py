@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tif_unlearn"
 
 # Lowest first. A top-level module or subpackage belongs to exactly one layer.
 LAYERS = [
-    {"__init__", "errors", "tokens", "locking", "resources"},
+    {"__init__", "errors", "tokens", "devices", "locking", "resources"},
     {"config"},
     {"data", "models", "losses"},
     {"methods", "identify"},

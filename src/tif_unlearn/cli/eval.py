@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from ..devices import on_device
 from ..errors import TifError
 from ..evaluate.options import MuseEvalOptions, TofuEvalOptions
 from ..train.precision import EvalPrecision, apply_eval_precision
@@ -78,19 +79,20 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
     check_results_path(args.out)
     reference = retain_reference(retain)
     check_eval_data(options, reference)
-    dtype = apply_eval_precision(PRECISION.build(args))
+    dtype, device = apply_eval_precision(PRECISION.build(args))
     if retain.retain_model:
-        retain_model, retain_tokenizer = load_model(retain.retain_model, dtype=dtype)
+        loaded = load_model(retain.retain_model, dtype=dtype)
+        retain_model, retain_tokenizer = on_device(loaded, device)
         reference = reference_from_model(
             retain_model, retain_tokenizer, options, retain.retain_model
         )
         del retain_model
-    model, tokenizer = load_model(args.model, dtype=dtype)
+    model, tokenizer = on_device(load_model(args.model, dtype=dtype), device)
     results = evaluate_tofu(model, tokenizer, options, reference)
-    results["model"], results["dtype"] = args.model, dtype
+    results.update(model=args.model, dtype=dtype, device=device)
     write_results(results, args.out)
     print(summary_table(results))
-    print(f"results written to {args.out}")
+    print(f"evaluated on {device} in {dtype}; results written to {args.out}")
     return 0
 
 
@@ -101,13 +103,13 @@ def cmd_eval_muse(args: argparse.Namespace) -> int:
     options = MUSE_OPTIONS.build(args)
     check_results_path(args.out)
     check_muse_data(options)
-    dtype = apply_eval_precision(PRECISION.build(args))
-    model, tokenizer = load_model(args.model, dtype=dtype)
+    dtype, device = apply_eval_precision(PRECISION.build(args))
+    model, tokenizer = on_device(load_model(args.model, dtype=dtype), device)
     results = evaluate_muse(model, tokenizer, options)
-    results["model"], results["dtype"] = args.model, dtype
+    results.update(model=args.model, dtype=dtype, device=device)
     write_results(results, args.out)
     print(muse_table(results))
-    print(f"results written to {args.out}")
+    print(f"evaluated on {device} in {dtype}; results written to {args.out}")
     return 0
 
 

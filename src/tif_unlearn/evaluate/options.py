@@ -86,6 +86,7 @@ class QAEvalOptions:
     window_length: int = field(default=128, metadata={"help": "tokens per window of a text record"})
     min_k: float = 0.4
     dtype: str = "float32"  # weights dtype of the evaluated models (the CLI resolves auto)
+    device: str = "cpu"  # where they run (the CLI resolves --device auto)
 
     def __post_init__(self):
         checks = {

@@ -22,6 +22,7 @@ import gc
 import logging
 from dataclasses import asdict
 
+from ..devices import on_device
 from .options import QAEvalFiles, QAEvalOptions
 from .qa_items import build_sets, read_records
 from .qa_report import combine
@@ -35,7 +36,8 @@ def _evaluate_reference(files: QAEvalFiles, records: dict, options: QAEvalOption
     reference model is freed before returning."""
     from ..models import load_model
 
-    ref_model, ref_tokenizer = load_model(files.reference, dtype=options.dtype)
+    loaded = load_model(files.reference, dtype=options.dtype)
+    ref_model, ref_tokenizer = on_device(loaded, options.device)
     sets = build_sets(records, ref_tokenizer, options)
     log.info("evaluating the reference model %s", files.reference)
     reference_result = evaluate_model(ref_model, ref_tokenizer, sets, options)
@@ -54,7 +56,7 @@ def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
     sets, reference_result = None, None
     if files.reference:
         sets, reference_result = _evaluate_reference(files, records, options)
-    model, tokenizer = load_model(files.model, dtype=options.dtype)
+    model, tokenizer = on_device(load_model(files.model, dtype=options.dtype), options.device)
     sets = sets or build_sets(records, tokenizer, options)
     log.info("evaluating %s", files.model)
     results = combine(sets, evaluate_model(model, tokenizer, sets, options), reference_result)

@@ -102,9 +102,10 @@ def _batch_spans(target, reference, tokenizer, batch, *, threshold: float, max_l
 def _resolve(model, tokenizer, what: str):
     """``(model, tokenizer)`` from a spec for ``load_model`` or from objects."""
     if isinstance(model, str):
+        from ..devices import on_device, pick_device
         from ..models import load_model
 
-        return load_model(model)
+        return on_device(load_model(model), pick_device())
     if model is None:
         raise TifError(f"the contrast identifier needs a {what} model")
     return model, tokenizer

@@ -39,10 +39,11 @@ class HFChatBackend:
 
     def __init__(self, model, tokenizer=None, *, model_name=None, max_new_tokens: int = 64):
         if isinstance(model, str):
+            from ..devices import on_device, pick_device
             from ..models import load_model
 
             model_name = model_name or model
-            model, tokenizer = load_model(model)
+            model, tokenizer = on_device(load_model(model), pick_device())
         if tokenizer is None:
             raise TifError("pass tokenizer= together with a model object")
         self.model, self.tokenizer = model.eval(), tokenizer

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..devices import DEVICE_HELP, pick_device
 from ..errors import TifError
 
 if TYPE_CHECKING:
@@ -117,17 +118,25 @@ class EvalPrecision:
     threads: int | None = field(
         default=None, metadata={"help": "torch CPU threads (default: torch's choice)"}
     )
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
 
 
-def apply_eval_precision(precision: EvalPrecision) -> str:
-    """Set ``--threads``; return the weights dtype ``--dtype`` stands for here (logged)."""
+def apply_eval_precision(precision: EvalPrecision) -> tuple[str, str]:
+    """Set ``--threads``; return the weights dtype and the device that ``--dtype`` and
+    ``--device`` stand for here (the commands print both with their results)."""
     import torch
 
     if precision.threads is not None:
         if precision.threads < 1:
             raise TifError("--threads must be >= 1")
         torch.set_num_threads(precision.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = eval_dtype(precision.dtype, device)
-    log.debug("evaluating in %s on %s (--dtype %s)", dtype, device, precision.dtype)
-    return dtype
+    device = pick_device(precision.device)
+    dtype = eval_dtype(precision.dtype, torch.device(device))
+    log.debug(
+        "evaluating on %s in %s (--device %s, --dtype %s)",
+        device,
+        dtype,
+        precision.device,
+        precision.dtype,
+    )
+    return dtype, device

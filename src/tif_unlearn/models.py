@@ -144,15 +144,6 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
-def on_eval_device(model):
-    """``model`` moved to the GPU when there is one and the model is still on the CPU (as
-    ``load_model`` leaves it), for evaluation and identifiers; otherwise ``model`` itself.
-    ``CUDA_VISIBLE_DEVICES=`` keeps them on the CPU."""
-    if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
-        return model.to("cuda")
-    return model
-
-
 def hub_kwargs(spec: str, revision: str | None, token: str | None) -> dict:
     """``revision`` / ``token`` for ``from_pretrained`` (only those given); a revision applies
     to hub ids only. The token is never logged nor put in an error message."""

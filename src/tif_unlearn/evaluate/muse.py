@@ -20,10 +20,9 @@ import numpy as np
 from ..data.records import TextRecord
 from ..data.tofu import REPO_ROOT
 from ..errors import DataError, TifError
-from ..models import on_eval_device
 from . import metrics
 from .generation import generate
-from .scoring import model_device, score_records
+from .scoring import score_records
 
 CORPORA = {"news": "MUSE-News", "books": "MUSE-Books"}
 HUB_SPLITS = {  # our file -> (hub config, hub split)
@@ -208,8 +207,6 @@ def privleak(model, tokenizer, options: MuseEvalOptions) -> dict:
 
 
 def evaluate_muse(model, tokenizer, options: MuseEvalOptions) -> dict:
-    """VerbMem, KnowMem and PrivLeak (on the GPU when there is one)."""
-    model = on_eval_device(model)
     verb = verbmem(model, tokenizer, options)
     know_forget = knowmem(model, tokenizer, options, "forget")
     know_retain = knowmem(model, tokenizer, options, "retain")
@@ -222,7 +219,6 @@ def evaluate_muse(model, tokenizer, options: MuseEvalOptions) -> dict:
     }
     return {
         "benchmark": "muse",
-        "device": str(model_device(model)),
         "options": vars(options).copy(),
         "summary": summary,
         "sets": {

@@ -32,10 +32,9 @@ log = logging.getLogger("tif_unlearn")
 def _evaluate_reference(files: QAEvalFiles, records: dict, options: QAEvalOptions):
     """The items (built with the reference's tokenizer) and the reference model's rows; the
     reference model is freed before returning."""
-    from ..models import load_model, on_eval_device
+    from ..models import load_model
 
     ref_model, ref_tokenizer = load_model(files.reference, dtype=options.dtype)
-    ref_model = on_eval_device(ref_model)
     sets = build_sets(records, ref_tokenizer, options)
     log.info("evaluating the reference model %s", files.reference)
     reference_result = evaluate_model(ref_model, ref_tokenizer, sets, options)
@@ -48,14 +47,13 @@ def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
     """The whole command: check the data, evaluate the reference (if any), free it, then
     evaluate the model (one model in memory at a time; texts are cut into windows with the
     tokenizer of the first model loaded)."""
-    from ..models import load_model, on_eval_device
+    from ..models import load_model
 
     records = read_records(files, options)
     sets, reference_result = None, None
     if files.reference:
         sets, reference_result = _evaluate_reference(files, records, options)
     model, tokenizer = load_model(files.model, dtype=options.dtype)
-    model = on_eval_device(model)
     sets = sets or build_sets(records, tokenizer, options)
     log.info("evaluating %s", files.model)
     results = combine(sets, evaluate_model(model, tokenizer, sets, options), reference_result)

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..data.tofu import load_tofu_split
-from ..models import on_eval_device
 from . import metrics
 from .generation import generate
-from .scoring import ScoredAnswer, model_device, score_answers
+from .scoring import ScoredAnswer, score_answers
 from .tofu_data import SET_SPLITS, TofuEvalOptions, holdout_split, load_eval_rows, perturbed_answers
 from .tofu_logs import TofuEvalSet, eval_set_scores, tofu_summary
 from .tofu_reference import RetainReference
@@ -142,9 +141,7 @@ def membership_inference(model, tokenizer, forget_items, options: TofuEvalOption
 def reference_from_model(
     model, tokenizer, options: TofuEvalOptions, source: str
 ) -> RetainReference:
-    """Evaluate a retain model on the forget set (no generation needed) and the holdout set
-    (on the GPU when there is one)."""
-    model = on_eval_device(model)
+    """Evaluate a retain model on the forget set (no generation needed) and the holdout set."""
     forget_set, items = evaluate_set(model, tokenizer, "forget", options, generate_answers=False)
     mia = membership_inference(model, tokenizer, items, options)
     return RetainReference(forget_set, mia["min_k_auc"], source)
@@ -190,15 +187,12 @@ def _add_privleak(results: dict, summary: dict, reference: RetainReference | Non
 def evaluate_tofu(
     model, tokenizer, options: TofuEvalOptions, reference: RetainReference | None = None
 ) -> dict:
-    """Full TOFU evaluation (on the GPU when there is one: a model on the CPU is moved there);
-    returns the results dict written to results.json."""
-    model = on_eval_device(model)
+    """Full TOFU evaluation; returns the results dict written to results.json."""
     sets, report = {}, {}
     for name in options.sets:
         eval_set, items = evaluate_set(model, tokenizer, name, options)
         sets[name], report[name] = eval_set, _set_report(eval_set, items, name)
     results = {"benchmark": "tofu", "options": vars(options).copy(), "sets": report}
-    results["device"] = str(model_device(model))
     if "forget" in sets:
         results["mia"] = membership_inference(model, tokenizer, report["forget"]["items"], options)
     summary = _summary(sets, report, reference)

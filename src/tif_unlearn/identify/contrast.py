@@ -100,13 +100,11 @@ def _batch_spans(target, reference, tokenizer, batch, *, threshold: float, max_l
 
 
 def _resolve(model, tokenizer, what: str):
-    """``(model, tokenizer)`` from a spec for ``load_model`` (on the GPU when there is one) or
-    from objects."""
+    """``(model, tokenizer)`` from a spec for ``load_model`` or from objects."""
     if isinstance(model, str):
-        from ..models import load_model, on_eval_device
+        from ..models import load_model
 
-        model, tokenizer = load_model(model)
-        return on_eval_device(model), tokenizer
+        return load_model(model)
     if model is None:
         raise TifError(f"the contrast identifier needs a {what} model")
     return model, tokenizer

@@ -40,11 +40,10 @@ class HFChatBackend:
 
     def __init__(self, model, tokenizer=None, *, model_name=None, max_new_tokens: int = 64):
         if isinstance(model, str):
-            from ..models import load_model, on_eval_device
+            from ..models import load_model
 
             model_name = model_name or model
             model, tokenizer = load_model(model)
-            model = on_eval_device(model)
         if tokenizer is None:
             raise TifError("pass tokenizer= together with a model object")
         self.model, self.tokenizer = model.eval(), tokenizer

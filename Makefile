@@ -9,7 +9,7 @@ TEST_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 PYTEST_ORDER := -p randomly --randomly-seed=$(TEST_SEED)
 
-.PHONY: setup test test-fast lint format demo mutation clean
+.PHONY: setup test test-fast test-lowest lint format demo mutation clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,22 @@ test-fast: setup
 	@echo "test order: --randomly-seed=$(TEST_SEED)"
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ORDER)
 
+# The fast suite against the lowest versions pyproject.toml allows, in its own venv: uv picks
+# the lowest release of every direct dependency (--resolution lowest-direct). torch stays
+# pinned (an unpinned one may pull a multi-GB CUDA build) and is installed by pip first.
+LOWEST := .venv-lowest
+LOWEST_PYTHON ?= python3
+test-lowest:
+	test -x $(LOWEST)/bin/python || $(LOWEST_PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet uv "torch==2.13.0"
+	$(LOWEST)/bin/uv pip install --quiet --python $(LOWEST)/bin/python \
+		--resolution lowest-direct "torch==2.13.0" -e ".[test]"
+	$(LOWEST)/bin/uv pip freeze --python $(LOWEST)/bin/python > $(LOWEST)/versions.txt
+	@grep -iE "^(torch|transformers|accelerate|peft|datasets|huggingface-hub|numpy|spacy|pytest)==" \
+		$(LOWEST)/versions.txt
+	@echo "test order: --randomly-seed=$(TEST_SEED)"
+	$(LOWEST)/bin/pytest -q -m "not slow" $(PYTEST_ORDER)
+
 # Mutation testing (not part of CI; minutes per file): make mutation FILES=src/tif_unlearn/losses.py
 FILES ?= src/tif_unlearn/losses.py src/tif_unlearn/tokens.py
 mutation: setup
@@ -48,4 +64,4 @@ demo: setup
 	$(VENV)/bin/tif demo
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) $(LOWEST) build dist src/*.egg-info

@@ -1,4 +1,5 @@
-"""Load and save models: an HF folder, a hub id, a ``.gguf`` file, or the embedded default.
+"""Load models: an HF folder, a hub id (at a revision, with a token), a ``.gguf`` file, or the
+embedded default (saving: ``model_saving``).
 
 A LoRA adapter folder (``adapter_config.json``, no ``config.json``) loads its base model and
 merges the adapter into it.
@@ -14,14 +15,13 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 
 from .errors import TifError
+from .model_saving import save_model
 
 log = logging.getLogger("tif_unlearn")
 
@@ -115,12 +115,12 @@ def _check_folder(folder: Path, allow_pickle: bool, trust_remote_code: bool = Fa
         )
 
 
-def _check_vocab(tokenizer, source: str, spec: str, trust_remote_code: bool) -> None:
+def _check_vocab(tokenizer, source: str, spec: str, **kwargs) -> None:
     """Refuse a tokenizer with more tokens than the model has embedding rows (its ids would
     index past the embedding)."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(source, **kwargs)
     rows = getattr(config.get_text_config(), "vocab_size", None)
     if isinstance(rows, int) and len(tokenizer) > rows:
         raise TifError(
@@ -144,34 +144,46 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
+def hub_kwargs(spec: str, revision: str | None, token: str | None) -> dict:
+    """``revision`` / ``token`` for ``from_pretrained`` (only those given); a revision applies
+    to hub ids only. The token is never logged nor put in an error message."""
+    if revision and (spec in EMBEDDED_MODELS or Path(spec).exists() or spec.endswith(".gguf")):
+        raise TifError(f"--revision applies to hub models only; '{spec}' is a local model")
+    return {k: v for k, v in (("revision", revision), ("token", token)) if v}
+
+
 def load_model(
     spec: str,
     *,
     dtype: str = "float32",
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
 ):
-    """Return ``(model, tokenizer)`` for a folder, hub id, ``.gguf`` file or embedded name."""
+    """Return ``(model, tokenizer)`` for a folder, hub id, ``.gguf`` file or embedded name;
+    ``revision`` (branch, tag or commit) and ``token`` are passed to the hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = DTYPES[dtype]
+    hub = hub_kwargs(spec, revision, token)
     if spec.endswith(".gguf"):
         if not Path(spec).is_file():
             raise TifError(f"GGUF file {spec} not found")
         return _load_gguf(Path(spec), torch_dtype)
     source = resolve_model_source(spec)
     if is_adapter_folder(Path(source)):
-        options = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+        options = {"dtype": dtype, "trust_remote_code": trust_remote_code, "token": token}
         return load_adapter_folder(Path(source), allow_pickle=allow_pickle, **options)
     is_local = Path(source).exists()
     if not is_local and _looks_like_path(source):
         raise TifError(f"model folder {source} not found")
     if is_local:
         _check_folder(Path(source), allow_pickle, trust_remote_code)
-    kwargs = {"trust_remote_code": trust_remote_code}
+    kwargs = {"trust_remote_code": trust_remote_code, **hub}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        _check_vocab(tokenizer, source, spec, trust_remote_code)
+        _check_vocab(tokenizer, source, spec, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(  # pickle only with --allow-pickle
             source, dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kwargs
         )
@@ -183,16 +195,25 @@ def load_model(
     return model, tokenizer
 
 
-def load_tokenizer(spec: str, *, trust_remote_code: bool = False, allow_pickle: bool = False):
+def load_tokenizer(
+    spec: str,
+    *,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+):
     """The tokenizer of a model spec alone (no weights): to check inputs before loading it."""
     from transformers import AutoTokenizer
 
+    hub = hub_kwargs(spec, revision, token)
     if spec.endswith(".gguf"):
         if not Path(spec).is_file():
             raise TifError(f"GGUF file {spec} not found")
         folder, kwargs = Path(spec).parent, {"gguf_file": Path(spec).name}
     else:
-        folder, kwargs = resolve_model_source(spec), {"trust_remote_code": trust_remote_code}
+        folder = resolve_model_source(spec)
+        kwargs = {"trust_remote_code": trust_remote_code, **hub}
         if Path(folder).exists():
             _check_folder(Path(folder), allow_pickle)
     try:
@@ -205,59 +226,6 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False, allow_pickle: 
     return tokenizer
 
 
-def save_model(
-    model,
-    tokenizer,
-    out: Path | str,
-    extra_json: dict | None = None,
-    state_dict=None,
-    extra_text: dict[str, str] | None = None,
-) -> None:
-    """Save as safetensors + tokenizer (+ JSON side files), atomically.
-
-    ``state_dict`` replaces the model's own (the weights gathered from DeepSpeed ZeRO-3 shards).
-    Everything is written to a temporary sibling folder which then replaces ``out``, so a crash
-    never leaves a half-written model there.
-    """
-    out = Path(out)
-    existed = out.exists()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    except OSError as err:
-        raise TifError(f"could not save the model to {out}: {err}") from err
-    try:
-        weights = {} if state_dict is None else {"state_dict": state_dict}
-        model.save_pretrained(tmp, safe_serialization=True, **weights)
-        tokenizer.save_pretrained(tmp)
-        for name, payload in (extra_json or {}).items():
-            (tmp / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        for name, text in (extra_text or {}).items():  # e.g. the model card, README.md
-            (tmp / name).write_text(text, encoding="utf-8")
-        _swap_in(tmp, out)
-    except OSError as err:  # a full disk (ENOSPC), a quota, a read-only folder
-        kept = "the previous folder is unchanged" if existed else "nothing was written"
-        raise TifError(f"could not save the model to {out}: {err} ({kept})") from err
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp``; if the second rename fails, put the old ``out`` back."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(old)
-    try:
-        tmp.rename(out)
-    except OSError:
-        old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------- adapter folders
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -267,15 +235,25 @@ def is_adapter_folder(folder: Path) -> bool:
     return (folder / ADAPTER_CONFIG).is_file() and not (folder / "config.json").is_file()
 
 
+def adapter_base_reference(spec: str) -> str:
+    """How an adapter folder names its base model so that it loads from any folder: an
+    embedded name or a hub id as given, a local folder or ``.gguf`` file as an absolute path."""
+    if spec in EMBEDDED_MODELS or not Path(spec).exists():
+        return spec
+    return str(Path(spec).expanduser().resolve())
+
+
 def load_adapter_folder(folder: Path, **load_options):
-    """Load the base model named in the adapter config, apply the adapter, merge it."""
+    """Load the base model (at its revision) named in the adapter config, apply the adapter,
+    merge it."""
     from peft import PeftConfig, PeftModel
     from transformers import AutoTokenizer
 
-    base = PeftConfig.from_pretrained(folder).base_model_name_or_path
+    config = PeftConfig.from_pretrained(folder)
+    base = config.base_model_name_or_path
     if not base:
         raise TifError(f"{folder}/{ADAPTER_CONFIG} names no base model")
-    model, _ = load_model(base, **load_options)
+    model, _ = load_model(base, revision=getattr(config, "revision", None), **load_options)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

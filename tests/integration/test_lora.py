@@ -90,6 +90,19 @@ def test_adapter_folder_loads_back_with_peft(tiny_model_dir, qa_files, tmp_path,
     torch.testing.assert_close(_logits(merged_on_load, tokenizer), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_adapter_names_a_relative_base_folder_by_its_absolute_path(
+    tiny_model_dir, qa_files, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tiny_model_dir.parent)
+    out = tmp_path / "adapter"
+    assert _unlearn(tiny_model_dir.name, qa_files["forget"], out, "--lora-r", "4") == 0
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_model_dir.resolve())
+    monkeypatch.chdir(tmp_path)  # elsewhere, where the relative name means nothing
+    model, _ = load_model(str(out))
+    assert not any("lora_" in name for name, _ in model.named_parameters())
+
+
 def test_merge_lora_saves_a_plain_model(tiny_model_dir, qa_files, tmp_path, saved_models):
     from transformers import AutoModelForCausalLM
 

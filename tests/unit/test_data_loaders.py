@@ -247,8 +247,8 @@ def test_hub_offline_raises_tif_error(hub_offline):
 def test_hub_spec_parsing(monkeypatch):
     calls = []
 
-    def fake_load_dataset(name, config, split):
-        calls.append((name, config, split))
+    def fake_load_dataset(name, config, split, revision=None, token=None):
+        calls.append((name, config, split, revision))
         return [{"question": "Q", "answer": "A"}]
 
     datasets = pytest.importorskip("datasets")
@@ -256,13 +256,17 @@ def test_hub_spec_parsing(monkeypatch):
     rows = load_rows("hf://locuslab/TOFU/forget01")
     assert rows == [("hf://locuslab/TOFU/forget01:1", {"question": "Q", "answer": "A"})]
     load_rows("hf://muse-bench/MUSE-News@forget")
+    load_rows("hf://locuslab/TOFU/forget01@train#v1.0")
     assert calls == [
-        ("locuslab/TOFU", "forget01", "train"),
-        ("muse-bench/MUSE-News", None, "forget"),
+        ("locuslab/TOFU", "forget01", "train", None),
+        ("muse-bench/MUSE-News", None, "forget", None),
+        ("locuslab/TOFU", "forget01", "train", "v1.0"),
     ]
 
 
-@pytest.mark.parametrize("spec", ["hf://justname", "hf://a/b/c/d", "hf://a//b", "hf://a/b@"])
+@pytest.mark.parametrize(
+    "spec", ["hf://justname", "hf://a/b/c/d", "hf://a//b", "hf://a/b@", "hf://a/b#", "hf://a/b@#x"]
+)
 def test_bad_hub_spec(spec):
     with pytest.raises(TifError, match="OWNER/NAME"):
         load_rows(spec)

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tif_unlearn"
 LAYERS = [
     {"__init__", "errors", "tokens", "devices", "locking", "resources"},
     {"config"},
-    {"data", "models", "losses"},
+    {"data", "models", "model_saving", "losses"},
     {"methods", "identify"},
     {"evaluate", "report"},
     {"train"},

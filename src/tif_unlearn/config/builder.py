@@ -70,4 +70,10 @@ def coerce_option(name: str, value, hint):
 
 
 def as_dict(config) -> dict:
-    return dataclasses.asdict(config)
+    """The config as plain values; secret options (``--token``) are None: never written to
+    ``tif_run.json``, checkpoints, the model card or a log."""
+    values = dataclasses.asdict(config)
+    for f in fields(config):
+        if f.metadata.get("secret"):
+            values[f.name] = None
+    return values

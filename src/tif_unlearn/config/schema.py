@@ -23,6 +23,19 @@ class TrainConfig:
     model: str = field(
         default="smollm2-135m", metadata={"help": "HF folder, hub id, .gguf or smollm2-135m"}
     )
+    revision: str | None = field(
+        default=None, metadata={"help": "hub model: branch, tag or commit to load (hub ids only)"}
+    )
+    token: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "help": "hub access token for gated or private models and hf:// data; without it "
+            "$HF_TOKEN or `hf auth login` (better: a flag shows in shell history and ps). Never "
+            "written to tif_run.json, checkpoints or the logs",
+            "secret": True,
+        },
+    )
     out: str = field(default="", metadata={"help": "output model folder"})
     epochs: float = field(default=10.0, metadata={"help": "training epochs"})
     lr: float = field(default=1e-5, metadata={"help": "peak learning rate (AdamW)"})

@@ -11,6 +11,8 @@ All per-token lists are aligned with ``input_ids`` (position t holds token t).
 
 from __future__ import annotations
 
+import datetime
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import TifError
@@ -18,6 +20,9 @@ from ..tokens import IGNORE_INDEX
 from .records import QARecord, Record, Span, TextRecord
 
 FALLBACK_TEMPLATE = "Question: {question}\nAnswer:"
+# Chat templates that print today's date (Llama 3: ``date_string``, ``strftime_now``) get this
+# one, Llama 3.1's own default, so a prompt is the same on the day of training and of evaluation.
+PINNED_DATE = datetime.datetime(2024, 7, 26)
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,45 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+@contextmanager
+def _pinned_clock():
+    """Within the block, the chat templates' ``strftime_now`` (transformers reads
+    ``datetime.now()`` of its chat-template module) gives :data:`PINNED_DATE`."""
+    from transformers.utils import chat_template_utils as templates
+
+    real = getattr(templates, "datetime", None)
+    if not (isinstance(real, type) and issubclass(real, datetime.datetime)):
+        yield  # another transformers layout: date_string alone pins Llama 3's templates
+        return
+
+    class PinnedClock(real):
+        @classmethod
+        def now(cls, tz=None):
+            return PINNED_DATE
+
+    templates.datetime = PinnedClock
+    try:
+        yield
+    finally:
+        templates.datetime = real
+
+
+def render_chat(tokenizer, messages: list[dict]) -> str:
+    """``messages`` through the chat template, with the generation prompt, as text; any date
+    the template prints (``date_string`` or ``strftime_now``) is :data:`PINNED_DATE`."""
+    with _pinned_clock():
+        return tokenizer.apply_chat_template(
+            messages,
+            add_generation_prompt=True,
+            tokenize=False,
+            date_string=PINNED_DATE.strftime("%d %b %Y"),
+        )
+
+
 def format_prompt(tokenizer, question: str) -> tuple[str, str]:
     """Return ``(prompt_text, answer_prefix)``: the answer is appended as prefix + answer."""
     if has_chat_template(tokenizer):
-        messages = [{"role": "user", "content": question}]
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return prompt, ""
+        return render_chat(tokenizer, [{"role": "user", "content": question}]), ""
     return FALLBACK_TEMPLATE.format(question=question), " "
 
 

@@ -93,12 +93,12 @@ def _tofu_rows(source: str) -> tuple[str, list[tuple[int, object]]]:
 
 
 def _located_rows(
-    source: str | os.PathLike[str], field_map: dict[str, str] | None
+    source: str | os.PathLike[str], field_map: dict[str, str] | None, token: str | None = None
 ) -> list[tuple[str, int, dict]]:
-    """Rows of a file, hub dataset or TOFU split as ``(path, line, row)``."""
+    """Rows of a file, hub dataset (read with ``token``) or TOFU split as ``(path, line, row)``."""
     where = os.fspath(source)
     if not (isinstance(where, str) and where.startswith(TOFU_PREFIX)):
-        return file_or_hub_rows(source, field_map)
+        return file_or_hub_rows(source, field_map, token=token)
     where, values = _tofu_rows(where)
     mapping = field_map or {}
     return [
@@ -173,8 +173,10 @@ def load_records(
     *,
     kind: str = "auto",
     field_map: dict[str, str] | None = None,
+    token: str | None = None,
 ) -> list[QARecord | TextRecord]:
-    """Load QA or text records (with unwanted spans when annotated) from a file or hub dataset.
+    """Load QA or text records (with unwanted spans when annotated) from a file or hub dataset
+    (``hf://OWNER/NAME[/CONFIG][@SPLIT][#REVISION]``, read with ``token`` when given).
 
     ``kind="auto"`` decides from the first row (QA if it has question+answer, else text if it
     has text) and then requires every row to be of that kind. Annotation mismatches that
@@ -182,7 +184,7 @@ def load_records(
     """
     if kind not in RECORD_KINDS:
         raise TifError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
-    rows = _located_rows(source, field_map)
+    rows = _located_rows(source, field_map, token)
     if not rows:
         raise DataError("no records", path=os.fspath(source))
     if kind == "auto":

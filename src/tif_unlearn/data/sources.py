@@ -154,29 +154,39 @@ def read_text_document(path: str | os.PathLike[str]) -> list[tuple[int, object]]
 # ---------------------------------------------------------------------------- hub
 
 
-def _parse_hub_spec(source: str) -> tuple[str, str | None, str]:
-    """Split ``hf://OWNER/NAME[/CONFIG][@SPLIT]`` into (name, config, split)."""
-    body, at, split = source[len(HUB_PREFIX) :].partition("@")
+def _parse_hub_spec(source: str) -> tuple[str, str | None, str, str | None]:
+    """Split ``hf://OWNER/NAME[/CONFIG][@SPLIT][#REVISION]`` into (name, config, split,
+    revision)."""
+    spec, hash_sign, revision = source[len(HUB_PREFIX) :].partition("#")
+    body, at, split = spec.partition("@")
     parts = body.split("/")
-    if len(parts) not in (2, 3) or not all(parts) or (at and not split):
+    if (
+        len(parts) not in (2, 3)
+        or not all(parts)
+        or (at and not split)
+        or (hash_sign and not revision)
+    ):
         raise TifError(
-            f"bad hub dataset {source!r}: expected hf://OWNER/NAME[/CONFIG][@SPLIT], "
+            f"bad hub dataset {source!r}: expected hf://OWNER/NAME[/CONFIG][@SPLIT][#REVISION], "
             "e.g. hf://locuslab/TOFU/forget01@train"
         )
     config = parts[2] if len(parts) == 3 else None
-    return f"{parts[0]}/{parts[1]}", config, split or "train"
+    return f"{parts[0]}/{parts[1]}", config, split or "train", revision or None
 
 
-def _hub_rows(source: str) -> list[tuple[int, object]]:
-    """Load a hub dataset through ``datasets.load_dataset``; any failure is a TifError."""
-    name, config, split = _parse_hub_spec(source)
+def _hub_rows(source: str, token: str | None = None) -> list[tuple[int, object]]:
+    """Load a hub dataset through ``datasets.load_dataset`` (at its ``#REVISION``, with
+    ``token`` for a gated or private one); any failure is a TifError (without the token)."""
+    name, config, split, revision = _parse_hub_spec(source)
     try:
         import datasets
 
-        dataset = datasets.load_dataset(name, config, split=split)
+        dataset = datasets.load_dataset(name, config, split=split, revision=revision, token=token)
         return [(i, row) for i, row in enumerate(dataset, start=1)]
     except Exception as exc:  # offline, not found, bad config/split, missing package...
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if token:
+            detail = detail.replace(token, "***")
         raise TifError(
             f"could not load dataset {source!r} ({name}"
             f"{', config ' + config if config else ''}, split {split}): the Hugging Face hub "
@@ -211,13 +221,16 @@ def _row_dict(
 
 
 def file_or_hub_rows(
-    source: str | os.PathLike[str], field_map: dict[str, str] | None = None
+    source: str | os.PathLike[str],
+    field_map: dict[str, str] | None = None,
+    *,
+    token: str | None = None,
 ) -> list[tuple[str, int, dict]]:
-    """Rows of a local file (``.txt``: one document) or ``hf://`` dataset as
-    ``(path, line, row)``."""
+    """Rows of a local file (``.txt``: one document) or ``hf://`` dataset (read with ``token``)
+    as ``(path, line, row)``."""
     where = os.fspath(source)
     if isinstance(where, str) and where.startswith(HUB_PREFIX):
-        values = _hub_rows(where)
+        values = _hub_rows(where, token)
     elif where.lower().endswith(".txt"):
         values = read_text_document(source)
     else:

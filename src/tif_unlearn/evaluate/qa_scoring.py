@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..data.encoding import FALLBACK_TEMPLATE, encode_record, has_chat_template
+from ..data.encoding import FALLBACK_TEMPLATE, encode_record, has_chat_template, render_chat
 from ..data.records import Record
 from ..tokens import IGNORE_INDEX
 from . import leak, metrics
@@ -49,8 +49,7 @@ def render_prompt(tokenizer, form: dict) -> tuple[str, bool]:
         messages = [{"role": "user", "content": form["user"]}]
         if form["system"]:
             messages.insert(0, {"role": "system", "content": form["system"]})
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return text, False
+        return render_chat(tokenizer, messages), False
     prompt = FALLBACK_TEMPLATE.format(question=form["user"])
     return (f"{form['system']}\n{prompt}" if form["system"] else prompt), True
 

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import torch
 
+from ..data.encoding import render_chat
 from ..errors import TifError
 from .base import Failed
 
@@ -53,10 +54,7 @@ class HFChatBackend:
 
     def _render(self, prompt: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}]
-            return self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
+            return render_chat(self.tokenizer, [{"role": "user", "content": prompt}])
         return prompt + "\n"
 
     def _encode(self, prompts: list[str]):

@@ -40,7 +40,7 @@ def hub_datasets(sources: list[str | None]) -> list[str]:
             if source.startswith(prefix):
                 found.append(dataset)
         if source.startswith("hf://"):
-            found.append("/".join(source[5:].split("@")[0].split("/")[:2]))
+            found.append("/".join(re.split("[@#]", source[5:])[0].split("/")[:2]))
     return sorted(set(found))
 
 

@@ -50,8 +50,18 @@ def identify_inline(name: str, records: list) -> list:
     return result.annotated()
 
 
+def hub_access(config: TrainConfig) -> dict:
+    """``--revision`` and ``--token`` as keyword arguments of ``load_model`` / ``load_tokenizer``."""
+    return {"revision": config.revision, "token": config.token}
+
+
+def load_input(config: TrainConfig, source: str) -> list:
+    """Records of one input (a file, ``tofu:`` split or ``hf://`` dataset, read with --token)."""
+    return load_records(source, field_map=parse_field_map(config.field_map), token=config.token)
+
+
 def load_forget(config: UnlearnConfig, method, hyper) -> list:
-    forget = load_records(config.forget, field_map=parse_field_map(config.field_map))
+    forget = load_input(config, config.forget)
     if config.identifier:
         if not method.needs_spans(hyper):
             raise TifError("--identifier applies to --method tif and to --targeted methods only")
@@ -78,7 +88,7 @@ def load_unlearn_inputs(config: UnlearnConfig, method, hyper) -> dict:
         raise TifError(f"method '{method.name}' needs a retain set (--retain)")
     retain = None
     if config.retain and method.retain != "unused":
-        retain = load_records(config.retain, field_map=parse_field_map(config.field_map))
+        retain = load_input(config, config.retain)
     idk = load_idk(config, method, forget) if method.uses_idk else None
     return {"forget": forget, "retain": retain, "idk": idk}
 
@@ -90,7 +100,10 @@ def window_inputs(inputs: dict, config: TrainConfig) -> dict:
     if not any(isinstance(r, TextRecord) for r in records):
         return inputs
     tokenizer = load_tokenizer(
-        config.model, trust_remote_code=config.trust_remote_code, allow_pickle=config.allow_pickle
+        config.model,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+        **hub_access(config),
     )
     return {
         name: records

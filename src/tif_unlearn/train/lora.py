@@ -27,10 +27,14 @@ def add_lora(
     targets: str,
     gradient_checkpointing: bool = False,
     seed: int = 0,
+    base: str | None = None,
+    revision: str | None = None,
 ):
     """Freeze ``model`` and wrap it with fresh LoRA adapters (B = 0: outputs are unchanged).
 
     The random A matrices are drawn after seeding with ``seed``, so runs are reproducible.
+    ``base`` (the ``--model`` spec) and ``revision`` are what the saved adapter config names as
+    its base model: a local folder as an absolute path, so the adapter loads from anywhere.
     """
     from peft import LoraConfig, get_peft_model
     from transformers import set_seed
@@ -43,9 +47,21 @@ def add_lora(
     )
     set_seed(seed)
     try:
-        return get_peft_model(model, config)
+        peft_model = get_peft_model(model, config)
     except ValueError as err:
         raise TifError(f"--lora-targets {targets}: {str(err).splitlines()[0]}") from err
+    if base:
+        name_base(peft_model, base, revision)
+    return peft_model
+
+
+def name_base(peft_model, base: str, revision: str | None) -> None:
+    """Record the base model as ``load_model`` can find it again from any working folder."""
+    from ..models import adapter_base_reference
+
+    adapter = peft_model.peft_config[peft_model.active_adapter]
+    adapter.base_model_name_or_path = adapter_base_reference(base)
+    adapter.revision = revision
 
 
 def maybe_add_lora(model, config):
@@ -59,6 +75,8 @@ def maybe_add_lora(model, config):
         targets=config.lora_targets,
         gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
+        base=config.model,
+        revision=config.revision,
     )
 
 

@@ -18,7 +18,6 @@ from ..config.builder import as_dict
 from ..config.methods import method_config
 from ..config.schema import FinetuneConfig, TrainConfig, UnlearnConfig
 from ..data.batches import UnlearnCollator, UnlearnDataset, pad_stream
-from ..data.loaders import load_records, parse_field_map
 from ..errors import TifError
 from ..methods import METHODS
 from ..models import load_model
@@ -26,7 +25,7 @@ from . import lora
 from .checkpoints import fault_callbacks, fingerprint, prepare_checkpoints, trainer_output_dir
 from .distributed import training_device
 from .evaluation import eval_callback, eval_options
-from .inputs import load_unlearn_inputs, window_inputs
+from .inputs import hub_access, load_input, load_unlearn_inputs, window_inputs
 from .output import check_output, finish_output
 from .provenance import data_record, digests, run_record
 from .runtime import check_hardware, check_tracker, resolve_precision, tracking_dir
@@ -59,6 +58,7 @@ def load_training_model(config: TrainConfig, precision: str):
         dtype=config.dtype,
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
+        **hub_access(config),
     )
     log.info("precision: %s", precision)
     return model, tokenizer
@@ -139,7 +139,7 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
     build TOFU or MUSE target and retain models."""
     config, precision = checked_config(config)
-    records = load_records(config.data, field_map=parse_field_map(config.field_map))
+    records = load_input(config, config.data)
     records = window_inputs({"data": records}, config)["data"]
     data = data_record(config, ("data",))
     run_fingerprint, resume_from = resume_point(config, data)

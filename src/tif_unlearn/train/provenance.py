@@ -12,10 +12,15 @@ import torch
 
 from .. import __version__
 from ..config.builder import as_dict
+from ..data.sources import HUB_PREFIX
 from .distributed import world_size
 
 
 def file_digest(source: str | None) -> str | None:
+    """The sha256 of a local input file; for an ``hf://`` dataset, of its name and revision
+    (``hf://OWNER/NAME[/CONFIG][@SPLIT][#REVISION]``: pin ``#REVISION`` to make it exact)."""
+    if source is not None and source.startswith(HUB_PREFIX):
+        return hashlib.sha256(source.encode("utf-8")).hexdigest()
     if source is None or not Path(source).is_file():
         return None
     return hashlib.sha256(Path(source).read_bytes()).hexdigest()

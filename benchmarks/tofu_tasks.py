@@ -16,6 +16,7 @@ from trajectory import (
     EpochProbe,
     best_under_floor,
     cached_json,
+    candidate_order,
     command_line,
     digest,
     epoch_end_steps,
@@ -415,11 +416,12 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
 
 def choose_point(p, name, trajectory, base, finetuned_full, folder, work, reference):
     """The best-FQ epoch with proxy utility ≥ FLOOR × the fine-tuned model's that also keeps
-    the full Model Utility ≥ FLOOR × the fine-tuned model's (up to 3 candidates tried)."""
+    the full Model Utility ≥ FLOOR × the fine-tuned model's (candidates tried in
+    ``candidate_order``: the 3 best, then up to 3 earlier epochs)."""
     floor_proxy = FLOOR * base["mu_proxy"]
     floor_mu = FLOOR * finetuned_full["model_utility"]
     candidates = best_under_floor(trajectory, "fq", "mu_proxy", floor_proxy, True)
-    for point in candidates[:3]:
+    for point in candidate_order(candidates):
         epoch = point["epoch"]
         cache = work / "eval" / f"{name}.epoch{epoch}.json"
         results = full_eval(p, folder / f"epoch{epoch}", cache)

@@ -65,6 +65,19 @@ def best_under_floor(
     return sorted(kept, key=lambda p: (sign * p[score], p[utility]), reverse=True)
 
 
+def candidate_order(candidates: list[dict], first: int = 3) -> list[dict]:
+    """The order in which candidate epochs get a full evaluation: the ``first`` best ones
+    (``best_under_floor``'s order), then, for when none of them keeps the full utility floor,
+    up to ``first`` more of the other candidates, walking back in time from the earliest epoch
+    tried (utility falls as unlearning goes on, and a cheap proxy can miss that)."""
+    head = candidates[:first]
+    if not head:
+        return []
+    earliest = min(point["epoch"] for point in head)
+    earlier = [point for point in candidates[first:] if point["epoch"] < earliest]
+    return head + sorted(earlier, key=lambda point: -point["epoch"])[:first]
+
+
 def pareto_frontier(points: dict[str, tuple[float, float]], x_higher: bool) -> list[str]:
     """Names of the points no other point beats on both axes (y: higher is better; x: higher
     when ``x_higher``, else lower)."""

@@ -90,6 +90,7 @@ def run_row(row: str, steps: int) -> dict:
 
     method = row.split("-")[0]
     live, use_retain = "-live" in row, "noretain" not in row and method != "ga"
+    bf16 = row.endswith("-bf16")  # bf16 autocast over fp32 weights, as --bf16 trains
     model, tokenizer = load_model("smollm2-135m")
     batches = build_batches(tokenizer, model, method, live, use_retain, steps + 2)
     reference = frozen_copy(model) if live else None
@@ -102,11 +103,12 @@ def run_row(row: str, steps: int) -> dict:
         if reference is not None:
             for name, kind in METHODS[method].reference(config).items():
                 batch[name].update(reference_values(reference, batch[name], kind))
-        loss = (
-            plain_loss(model, batch)
-            if method == "plain"
-            else METHODS[method].compute_loss(model, batch, config)[0]
-        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = (
+                plain_loss(model, batch)
+                if method == "plain"
+                else METHODS[method].compute_loss(model, batch, config)[0]
+            )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -171,15 +173,61 @@ def padding_waste(group: bool) -> float:
     return round(1 - sum(lengths) / padded, 4)
 
 
+def run_rows(rows: list[str], steps: int) -> dict:
+    """Each row in its own subprocess (its own peak RSS)."""
+    results = {}
+    for row in rows:
+        print(f"row {row} ...", flush=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--row", row, "--steps", str(steps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[row] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(results[row], flush=True)
+    return results
+
+
+def precision_rows(steps: int) -> None:
+    """A TIF step in float32 and under bf16 autocast on this machine, the matmul rates, and
+    what ``--dtype auto`` picks here: appended to speed.json's ``precision_by_machine``."""
+    from tif_unlearn.train.precision import cpu_has_fast_bf16
+
+    rows = run_rows(["tif", "tif-bf16"], steps)
+    entry = {
+        "machine": machine(),
+        "matmul_gflops": {
+            "fp32": matmul_gflops(torch.float32),
+            "bf16": matmul_gflops(torch.bfloat16, size=1024, repeats=3),
+        },
+        "rows": rows,
+        "bf16_step_speedup": round(
+            rows["tif"]["median_step_s"] / rows["tif-bf16"]["median_step_s"], 3
+        ),
+        "dtype_auto_picks": "bf16 autocast" if cpu_has_fast_bf16() else "float32",
+    }
+    path = Path(__file__).resolve().parent / "results" / "speed.json"
+    results = json.loads(path.read_text())
+    results.setdefault("precision_by_machine", []).append(entry)
+    write_results("speed.json", results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=5, help="measured steps (1 to 8)")
+    parser.add_argument(
+        "--precision", action="store_true", help="only the fp32 vs bf16 TIF rows (appended)"
+    )
     args = parser.parse_args()
     if not 1 <= args.steps <= 8:  # 2 warm-up + 8 steps of batch 4 use all 40 forget01 samples
         parser.error("--steps must be between 1 and 8 (forget01 holds 10 batches of 4)")
     if args.row:
         print(json.dumps(run_row(args.row, args.steps)))
+        return
+    if args.precision:
+        precision_rows(args.steps)
         return
     results = {
         "machine": machine(),
@@ -189,17 +237,7 @@ def main() -> None:
             "bf16": matmul_gflops(torch.bfloat16, size=512, repeats=1),
         },
     }
-    rows = {}
-    for row in ROWS:
-        print(f"row {row} ...", flush=True)
-        done = subprocess.run(
-            [sys.executable, __file__, "--row", row, "--steps", str(args.steps)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rows[row] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(rows[row], flush=True)
+    rows = run_rows(ROWS, args.steps)
     results["rows"] = rows
     plain = rows["plain"]["useful_tokens_per_s"]
     results["share_of_plain"] = {

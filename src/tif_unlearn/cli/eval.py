@@ -69,6 +69,16 @@ def retain_reference(retain: RetainModel):
     return reference_from_results(payload, str(path))
 
 
+def save_and_show(results: dict, args: argparse.Namespace, precision: tuple, table) -> int:
+    """Record model, dtype and device in ``results``, write them to ``--out``, print the table."""
+    dtype, device = precision
+    results.update(model=args.model, dtype=dtype, device=device)
+    write_results(results, args.out)
+    print(table(results))
+    print(f"evaluated on {device} in {dtype}; results written to {args.out}")
+    return 0
+
+
 def cmd_eval_tofu(args: argparse.Namespace) -> int:
     from ..evaluate.tofu import evaluate_tofu, reference_from_model
     from ..evaluate.tofu_data import check_eval_data
@@ -89,11 +99,7 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
         del retain_model
     model, tokenizer = on_device(load_model(args.model, dtype=dtype), device)
     results = evaluate_tofu(model, tokenizer, options, reference)
-    results.update(model=args.model, dtype=dtype, device=device)
-    write_results(results, args.out)
-    print(summary_table(results))
-    print(f"evaluated on {device} in {dtype}; results written to {args.out}")
-    return 0
+    return save_and_show(results, args, (dtype, device), summary_table)
 
 
 def cmd_eval_muse(args: argparse.Namespace) -> int:
@@ -106,11 +112,7 @@ def cmd_eval_muse(args: argparse.Namespace) -> int:
     dtype, device = apply_eval_precision(PRECISION.build(args))
     model, tokenizer = on_device(load_model(args.model, dtype=dtype), device)
     results = evaluate_muse(model, tokenizer, options)
-    results.update(model=args.model, dtype=dtype, device=device)
-    write_results(results, args.out)
-    print(muse_table(results))
-    print(f"evaluated on {device} in {dtype}; results written to {args.out}")
-    return 0
+    return save_and_show(results, args, (dtype, device), muse_table)
 
 
 def cmd_eval_aggregate(args: argparse.Namespace) -> int:

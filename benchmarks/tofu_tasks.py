@@ -14,9 +14,7 @@ import numpy as np
 from common import RESULTS, cached_training, log_step, machine, write_results
 from trajectory import (
     EpochProbe,
-    best_under_floor,
     cached_json,
-    candidate_order,
     command_line,
     digest,
     epoch_end_steps,
@@ -31,6 +29,7 @@ from trajectory import (
     second_seeds,
     token_group_probs,
     trajectories_png,
+    walk_order,
     write_records,
 )
 
@@ -80,7 +79,8 @@ class Protocol:
     utility_items: int = 40  # per utility set, full evaluation
     max_items: int | None = None  # cap every set (quick runs only)
     families: dict = field(default_factory=lambda: dict(FAMILIES))
-    minutes_per_run: float = 50.0  # measured order of magnitude, 1 thread (for the estimate)
+    selection: str = "fq-walk"  # how the point is chosen (see choose_point); part of the cache key
+    minutes_per_run: float = 60.0  # measured order of magnitude, 1 thread (for the estimate)
     minutes_per_finetune: float = 30.0
 
     @property
@@ -351,7 +351,7 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     started = time.time()
     trajectory = train_with_probes(p, name, files, work, folder, reference)
     minutes = round((time.time() - started) / 60, 1)
-    chosen = choose_point(p, name, trajectory, base, finetuned_full, folder, work, reference)
+    chosen = choose_point(p, name, trajectory, finetuned_full, folder, work, reference)
     remove_checkpoints(folder, {f"epoch{chosen['epoch']}"} if chosen else set())
     return {
         "name": name,
@@ -414,14 +414,12 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
     return trajectory
 
 
-def choose_point(p, name, trajectory, base, finetuned_full, folder, work, reference):
-    """The best-FQ epoch with proxy utility ≥ FLOOR × the fine-tuned model's that also keeps
-    the full Model Utility ≥ FLOOR × the fine-tuned model's (candidates tried in
-    ``candidate_order``: the 3 best, then up to 3 earlier epochs)."""
-    floor_proxy = FLOOR * base["mu_proxy"]
+def choose_point(p, name, trajectory, finetuned_full, folder, work, reference):
+    """The best-FQ epoch whose full Model Utility ≥ FLOOR × the fine-tuned model's: epochs are
+    fully evaluated in ``walk_order`` (best probe FQ first; the probe's FQ is the full
+    evaluation's) until one keeps the floor; None if none does."""
     floor_mu = FLOOR * finetuned_full["model_utility"]
-    candidates = best_under_floor(trajectory, "fq", "mu_proxy", floor_proxy, True)
-    for point in candidate_order(candidates):
+    for point in walk_order(trajectory, "fq", "mu_proxy"):
         epoch = point["epoch"]
         cache = work / "eval" / f"{name}.epoch{epoch}.json"
         results = full_eval(p, folder / f"epoch{epoch}", cache)

@@ -65,17 +65,14 @@ def best_under_floor(
     return sorted(kept, key=lambda p: (sign * p[score], p[utility]), reverse=True)
 
 
-def candidate_order(candidates: list[dict], first: int = 3) -> list[dict]:
-    """The order in which candidate epochs get a full evaluation: the ``first`` best ones
-    (``best_under_floor``'s order), then, for when none of them keeps the full utility floor,
-    up to ``first`` more of the other candidates, walking back in time from the earliest epoch
-    tried (utility falls as unlearning goes on, and a cheap proxy can miss that)."""
-    head = candidates[:first]
-    if not head:
-        return []
-    earliest = min(point["epoch"] for point in head)
-    earlier = [point for point in candidates[first:] if point["epoch"] < earliest]
-    return head + sorted(earlier, key=lambda point: -point["epoch"])[:first]
+def walk_order(trajectory: list[dict], score: str, proxy: str) -> list[dict]:
+    """The order in which a run's epochs get a full evaluation until one keeps the full utility
+    floor: best ``score`` first, so the first that keeps it is the best point under the floor
+    (exactly, when the probe's score is the full evaluation's, as TOFU's Forget Quality is);
+    ties (KS p-values on 40 items are discrete) go to the higher ``proxy`` utility first. The
+    proxy only orders ties: it once kept epochs whose full utility had fallen (answer
+    probabilities miss a drop in generation ROUGE) and dropped epochs that kept it."""
+    return sorted(trajectory, key=lambda point: (point[score], point[proxy]), reverse=True)
 
 
 def pareto_frontier(points: dict[str, tuple[float, float]], x_higher: bool) -> list[str]:

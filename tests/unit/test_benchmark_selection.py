@@ -1,0 +1,38 @@
+"""How the efficacy benchmarks pick a run's point (benchmarks/trajectory.py): the order in which
+epochs get a full evaluation decides which point a method is credited with."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+trajectory = pytest.importorskip("trajectory")
+
+
+def point(epoch, fq, proxy):
+    return {"epoch": epoch, "fq": fq, "mu_proxy": proxy}
+
+
+def test_walk_visits_best_forget_quality_first_whatever_the_proxy_says():
+    # epoch 3 has the best FQ but a proxy below any plausible floor: it is still tried first,
+    # because the proxy has been wrong in both directions.
+    points = [point(1, 0.01, 0.41), point(2, 0.05, 0.40), point(3, 0.20, 0.10)]
+    assert [p["epoch"] for p in trajectory.walk_order(points, "fq", "mu_proxy")] == [3, 2, 1]
+
+
+def test_walk_breaks_forget_quality_ties_by_the_higher_proxy():
+    points = [point(4, 0.05, 0.38), point(5, 0.05, 0.39), point(6, 0.05, 0.37), point(7, 0.1, 0.3)]
+    assert [p["epoch"] for p in trajectory.walk_order(points, "fq", "mu_proxy")] == [7, 5, 4, 6]
+
+
+def test_walk_keeps_every_epoch():
+    points = [point(e, 0.01 * (e % 3), 0.4 - 0.01 * e) for e in range(1, 11)]
+    order = trajectory.walk_order(points, "fq", "mu_proxy")
+    assert sorted(p["epoch"] for p in order) == list(range(1, 11))
+
+
+def test_epoch_ends_follow_the_floor_step_count():
+    # forget01 (40 samples), effective batch 32, 10 epochs: floor(e * 40 / 32) steps.
+    ends = trajectory.epoch_end_steps(40, 32, 10)
+    assert ends == {1: 1, 2: 2, 3: 3, 5: 4, 6: 5, 7: 6, 8: 7, 10: 8, 11: 9, 12: 10}

@@ -11,7 +11,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.encoding import format_prompt
-from .scoring import model_device
+from .greedy import greedy_token_ids, plain_greedy_config
+from .scoring import cache_argument_name, model_device
 
 
 def chat_prompt(tokenizer, question: str) -> str:
@@ -132,6 +133,9 @@ def generate(
     prompts and to prompts of a tokenizer without chat template, unless ``add_special_tokens``
     says otherwise (pass False for raw prompts already rendered with the chat template)."""
     texts, add_special = _prompt_texts(tokenizer, prompts, raw_prompts, add_special_tokens)
+    options = {"max_new_tokens": max_new_tokens, "max_prompt_tokens": max_prompt_tokens}
+    if plain_greedy_config(model):
+        return _early_exit_greedy(model, tokenizer, texts, add_special, batch_size, desc, **options)
     groups = _generate_groups(
         model,
         tokenizer,
@@ -139,10 +143,30 @@ def generate(
         add_special=add_special,
         batch_size=batch_size,
         desc=desc,
-        max_new_tokens=max_new_tokens,
-        max_prompt_tokens=max_prompt_tokens,
+        **options,
     )
     return [group[0] for group in groups]
+
+
+def _early_exit_greedy(
+    model, tokenizer, texts, add_special, batch_size, desc, max_new_tokens, max_prompt_tokens
+) -> list[str]:
+    """:func:`generate` through :func:`greedy.greedy_token_ids`: finished answers leave the
+    batch and waiting prompts take their place."""
+    truncate = {"truncation": True, "max_length": max_prompt_tokens} if max_prompt_tokens else {}
+    with _left_padded_eval(model, tokenizer), tqdm(total=len(texts), desc=desc, leave=False) as bar:
+        prompts = tokenizer(list(texts), add_special_tokens=add_special, **truncate)["input_ids"]
+        answers = greedy_token_ids(
+            model,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            stop_ids=stop_token_ids(model, tokenizer),
+            pad_id=tokenizer.pad_token_id,
+            cache_argument=cache_argument_name(model),
+            on_finished=bar.update,
+        )
+    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in answers]
 
 
 def sample(

@@ -87,7 +87,7 @@ def shared_prompt_groups(examples: Sequence[dict]) -> list[list[int]]:
     return [indices for indices in groups.values() if len(indices) > 1]
 
 
-def _cache_argument(model) -> str:
+def cache_argument_name(model) -> str:
     """The forward argument that takes a KV cache: ``cache`` (transformers >= 5.24) or
     ``past_key_values`` (earlier)."""
     parameters = inspect.signature(type(model).forward).parameters
@@ -120,7 +120,7 @@ def _score_answer_rest(model, answers, start: int, cache, pad_token_id: int):
     cache.batch_repeat_interleave(len(answers))
     inputs, labels = _answers_after_prompt(answers, start, pad_token_id)
     moved = {key: value.to(device) for key, value in inputs.items()}
-    logits = model(**moved, **{_cache_argument(model): cache}).logits
+    logits = model(**moved, **{cache_argument_name(model): cache}).logits
     logps = tokens.token_logprobs(logits, labels.to(device)).cpu()
     preds = logits.argmax(-1).cpu()
     return [

@@ -1,0 +1,89 @@
+"""Benchmark: early-exit greedy generation (evaluate/greedy.py) against ``model.generate``.
+
+Both generate greedy answers to the same TOFU questions with SmolLM2-135M (fp32, one thread),
+in batches of the same size; ``model.generate`` runs each batch until its longest answer ends,
+early exit drops finished answers and refills the batch from the queue. The two are timed in
+alternation (``--repeats`` rounds) and the answers compared.
+Usage: python benchmarks/generation_speed.py [--split retain_perturbed] [--questions 64]
+       [--batch-size 32] [--max-new-tokens 200] [--repeats 2] [--model smollm2-135m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import machine, median, write_results
+
+from tif_unlearn.data.tofu import load_tofu_split
+from tif_unlearn.evaluate import generation
+from tif_unlearn.models import load_model
+
+
+def model_generate(model, tokenizer, questions, batch_size, max_new_tokens):
+    texts, add_special = generation._prompt_texts(tokenizer, questions, False, None)
+    groups = generation._generate_groups(
+        model,
+        tokenizer,
+        texts,
+        add_special=add_special,
+        batch_size=batch_size,
+        desc="model.generate",
+        max_new_tokens=max_new_tokens,
+        max_prompt_tokens=None,
+    )
+    return [group[0] for group in groups]
+
+
+def early_exit(model, tokenizer, questions, batch_size, max_new_tokens):
+    return generation.generate(
+        model, tokenizer, questions, max_new_tokens=max_new_tokens, batch_size=batch_size
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="retain_perturbed")
+    parser.add_argument("--questions", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="generation_speed.json")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model, tokenizer = load_model(args.model)
+    questions = [r["question"] for r in load_tofu_split(args.split)[: args.questions]]
+    ways = {"model_generate": model_generate, "early_exit": early_exit}
+    walls, answers = {name: [] for name in ways}, {}
+    for _ in range(args.repeats):
+        for name, way in ways.items():
+            start = time.perf_counter()
+            answers[name] = way(model, tokenizer, questions, args.batch_size, args.max_new_tokens)
+            walls[name].append(round(time.perf_counter() - start, 2))
+            print(name, walls[name][-1], flush=True)
+    lengths = [
+        len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers["early_exit"]
+    ]
+    same = sum(
+        a == b for a, b in zip(answers["early_exit"], answers["model_generate"], strict=True)
+    )
+    payload = {
+        "machine": machine(),
+        "model": f"{args.model} (fp32)",
+        "setting": vars(args),
+        "wall_s": {name: median(values) for name, values in walls.items()},
+        "walls_s": walls,
+        "speedup": round(median(walls["model_generate"]) / median(walls["early_exit"]), 2),
+        "identical_answers": f"{same}/{len(questions)}",
+        "answer_tokens": {"mean": sum(lengths) / len(lengths), "max": max(lengths)},
+        "note": "timed in alternation in one process; compare only within one result",
+    }
+    write_results(args.out, payload)
+
+
+if __name__ == "__main__":
+    main()

@@ -108,3 +108,23 @@ def test_logit_changing_configs_go_through_model_generate(model_with_early_ends,
     penalised = generation.generate(model, tokenizer, PROMPTS, max_new_tokens=MAX_NEW, batch_size=3)
     assert penalised == reference_answers(model, tokenizer, batch_size=3)
     assert penalised != plain
+
+
+def test_joining_prompts_are_prefilled_once_and_merged(model_with_early_ends, tokenizer):
+    """With room for 3 rows, the 7 prompts join as rows leave: every prompt is prefilled exactly
+    once (running answers are not prefilled again) and the answers stay model.generate's."""
+    model, prefilled = model_with_early_ends, []
+
+    def count_prefills(module, args, kwargs):
+        if kwargs["input_ids"].shape[1] > 1:
+            prefilled.append(kwargs["input_ids"].shape[0])
+
+    handle = model.register_forward_pre_hook(count_prefills, with_kwargs=True)
+    try:
+        answers = generation.generate(
+            model, tokenizer, PROMPTS, max_new_tokens=MAX_NEW, batch_size=3
+        )
+    finally:
+        handle.remove()
+    assert sum(prefilled) == len(PROMPTS) and len(prefilled) > 2
+    assert answers == reference_answers(model, tokenizer)

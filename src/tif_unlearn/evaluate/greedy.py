@@ -2,22 +2,27 @@
 
 ``model.generate`` runs a batch until its longest answer ends: an answer that stopped after 20
 tokens still costs a row of every later step. Here a finished row leaves the batch (its rows of
-the KV cache are dropped), and when the batch has shrunk to half, the waiting prompts join the
-answers still running: all of them are prefilled together (prompt + the tokens generated so
-far, left-padded) into a fresh cache, so batches stay full until the queue is empty.
+the KV cache are dropped), and when the batch has shrunk to half, waiting prompts join it: they
+are prefilled on their own and their KV cache is merged into the running one (both left-padded
+to one length), so batches stay full until the queue is empty. Cache columns that every row
+masks are trimmed as rows leave.
 
 The tokens are those of greedy decoding: at every step each row takes the argmax of its next-
 token logits, whatever the batch around it. Only plain greedy decoding is done here; a model
 whose generation config changes the logits (repetition penalty, forced or suppressed tokens,
-minimum length, ...) goes through ``model.generate`` (:func:`plain_greedy_config`).
+minimum length, ...) goes through ``model.generate`` (:func:`plain_greedy_config`). A cache
+that is not made of plain dynamic layers (e.g. sliding-window attention) is not merged: the
+running answers are prefilled again with the joining prompts.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .scoring import model_device
 
@@ -76,10 +81,18 @@ def _prefill(model, rows: list[_Row], pad_id: int) -> _Batch:
         attention_mask=mask.to(device),
         position_ids=positions.to(device),
         use_cache=True,
+        **_last_logits_only(model),
     )
     cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     next_tokens = out.logits[:, -1].argmax(-1)
     return _Batch(rows, cache, mask.to(device), positions[:, -1].to(device), next_tokens)
+
+
+def _last_logits_only(model) -> dict:
+    """``logits_to_keep=1`` where the model takes it: a prefill needs the logits of the last
+    position only (the others would cost a vocabulary-wide projection per prompt token)."""
+    parameters = inspect.signature(type(model).forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
 
 def _decode(model, batch: _Batch, cache_argument: str) -> None:
@@ -112,6 +125,7 @@ def _emit(batch: _Batch, stop_ids: set[int], max_new_tokens: int) -> list[_Row]:
         batch.rows = [batch.rows[i] for i in keep]
         batch.mask, batch.positions = batch.mask[index], batch.positions[index]
         batch.next_tokens = batch.next_tokens[index]
+        _trim(batch)
     elif finished:
         batch.rows = []
     return finished
@@ -140,7 +154,7 @@ def greedy_token_ids(
         running = batch.rows if batch else []
         if queue and len(running) <= batch_size // 2:
             joining, queue = queue[: batch_size - len(running)], queue[batch_size - len(running) :]
-            batch = _prefill(model, running + joining, pad_id)
+            batch = _join(model, batch, joining, pad_id, cache_argument)
         else:
             _decode(model, batch, cache_argument)
         finished = _emit(batch, stops, max_new_tokens)
@@ -149,3 +163,53 @@ def greedy_token_ids(
         if finished and on_finished:
             on_finished(len(finished))
     return results
+
+
+def _join(model, batch: _Batch | None, joining: list[_Row], pad_id: int, cache_argument: str):
+    """The batch with ``joining`` rows added: their prompts are prefilled alone, the running
+    rows take their next step, and the two caches are merged (else all prefilled together)."""
+    if batch is None or not batch.rows:
+        return _prefill(model, joining, pad_id)
+    new = _prefill(model, joining, pad_id)
+    if not (_mergeable(batch.cache) and _mergeable(new.cache)):
+        return _prefill(model, batch.rows + joining, pad_id)
+    _decode(model, batch, cache_argument)
+    width = max(batch.mask.shape[1], new.mask.shape[1])
+    for old_layer, new_layer in zip(batch.cache.layers, new.cache.layers, strict=True):
+        for name in ("keys", "values"):
+            merged = [_left_pad(getattr(x, name), width, dim=2) for x in (old_layer, new_layer)]
+            setattr(old_layer, name, torch.cat(merged))
+    batch.mask = torch.cat([_left_pad(m, width, dim=1) for m in (batch.mask, new.mask)])
+    batch.positions = torch.cat([batch.positions, new.positions])
+    batch.next_tokens = torch.cat([batch.next_tokens, new.next_tokens])
+    batch.rows = batch.rows + new.rows
+    return batch
+
+
+def _mergeable(cache) -> bool:
+    """A cache whose layers are plain dynamic key/value tensors (B, heads, length, dim)."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """Zeros before ``tensor``'s entries along ``dim`` (2: cache length, 1: mask) up to ``width``."""
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    pad = [0, 0] * (tensor.dim() - 1 - dim) + [missing, 0]
+    return F.pad(tensor, pad)
+
+
+def _trim(batch: _Batch) -> None:
+    """Drop the leading cache columns that every row masks (left by rows that left)."""
+    if not _mergeable(batch.cache):
+        return
+    first = int(batch.mask.any(0).int().argmax())
+    if first == 0:
+        return
+    for layer in batch.cache.layers:
+        layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+    batch.mask = batch.mask[:, first:]

@@ -1,9 +1,11 @@
 """Benchmark: early-exit greedy generation (evaluate/greedy.py) against ``model.generate``.
 
-Both generate greedy answers to the same TOFU questions with SmolLM2-135M (fp32, one thread),
-in batches of the same size; ``model.generate`` runs each batch until its longest answer ends,
-early exit drops finished answers and refills the batch from the queue. The two are timed in
-alternation (``--repeats`` rounds) and the answers compared.
+Both generate greedy answers to the same TOFU questions with SmolLM2-135M (fp32, one thread);
+``model.generate`` runs each batch until its longest answer ends, early exit drops finished
+answers and refills the batch from the queue. ``model.generate`` runs at
+``--baseline-batch-size`` (the evaluator's batch before early exit: 32) and at ``--batch-size``,
+early exit at ``--batch-size``; they are timed in alternation (``--repeats`` rounds) and the
+answers compared.
 Usage: python benchmarks/generation_speed.py [--split retain_perturbed] [--questions 64]
        [--batch-size 32] [--max-new-tokens 200] [--repeats 2] [--model smollm2-135m]
 """
@@ -14,6 +16,7 @@ import argparse
 import time
 
 from common import machine, median, write_results
+from speed import N_PARAMS, matmul_gflops
 
 from tif_unlearn.data.tofu import load_tofu_split
 from tif_unlearn.evaluate import generation
@@ -41,11 +44,23 @@ def early_exit(model, tokenizer, questions, batch_size, max_new_tokens):
     )
 
 
+def roofline(lengths: list[int], wall_s: float) -> dict:
+    """Achieved FLOP/s of early-exit generation (2 x parameters per generated token; attention
+    and prefill left out, so a lower bound) against this machine's fp32 matmul rate."""
+    import torch
+
+    achieved = 2 * N_PARAMS * sum(lengths) / wall_s / 1e9
+    bound = matmul_gflops(torch.float32)
+    return {"achieved_gflops": round(achieved, 2), "matmul_gflops": bound,
+            "fraction_of_bound": round(achieved / bound, 3)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="retain_perturbed")
     parser.add_argument("--questions", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--baseline-batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model", default="smollm2-135m")
@@ -57,12 +72,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tokenizer = load_model(args.model)
     questions = [r["question"] for r in load_tofu_split(args.split)[: args.questions]]
-    ways = {"model_generate": model_generate, "early_exit": early_exit}
+    ways = {
+        f"model_generate_batch{args.baseline_batch_size}": (
+            model_generate,
+            args.baseline_batch_size,
+        ),
+        f"model_generate_batch{args.batch_size}": (model_generate, args.batch_size),
+        f"early_exit_batch{args.batch_size}": (early_exit, args.batch_size),
+    }
     walls, answers = {name: [] for name in ways}, {}
     for _ in range(args.repeats):
-        for name, way in ways.items():
+        for name, (way, size) in ways.items():
             start = time.perf_counter()
-            answers[name] = way(model, tokenizer, questions, args.batch_size, args.max_new_tokens)
+            answers[name] = way(model, tokenizer, questions, size, args.max_new_tokens)
             walls[name].append(round(time.perf_counter() - start, 2))
             print(name, walls[name][-1], flush=True)
     lengths = [
@@ -77,9 +99,13 @@ def main() -> None:
         "setting": vars(args),
         "wall_s": {name: median(values) for name, values in walls.items()},
         "walls_s": walls,
-        "speedup": round(median(walls["model_generate"]) / median(walls["early_exit"]), 2),
+        "speedup_vs_baseline": {
+            name: round(median(walls[next(iter(ways))]) / median(values), 2)
+            for name, values in walls.items()
+        },
         "identical_answers": f"{same}/{len(questions)}",
         "answer_tokens": {"mean": sum(lengths) / len(lengths), "max": max(lengths)},
+        "roofline": roofline(lengths, median(walls[f"early_exit_batch{args.batch_size}"])),
         "note": "timed in alternation in one process; compare only within one result",
     }
     write_results(args.out, payload)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import log_step, machine, write_results
+from common import RESULTS, log_step, machine, write_results
 
 HERE = Path(__file__).resolve().parent
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -70,13 +70,14 @@ def model_view(source: Path, folder: Path) -> Path:
 
 
 def tofu_folder(source: Path, folder: Path, forget: str, items: int | None) -> Path:
-    """The TOFU files both tools read; with ``items``, the first N rows of each."""
+    """The TOFU files both tools read (JSON lines, as on the hub); with ``items``, the first N
+    rows of each."""
     folder.mkdir(parents=True, exist_ok=True)
     n = forget.removeprefix("forget")
     for pattern in TOFU_FILES:
         name = pattern.format(f=forget, n=n) + ".json"
-        rows = json.loads((source / name).read_text())
-        (folder / name).write_text(json.dumps(rows[:items] if items else rows))
+        rows = (source / name).read_text().splitlines(keepends=True)
+        (folder / name).write_text("".join(rows[:items] if items else rows))
     return folder
 
 
@@ -90,9 +91,9 @@ def commands(args, work: Path, model: Path, view: Path, data: Path) -> dict[str,
     ours += ["--data-dir", str(data), "--forget-split", args.forget_split, "--threads", "1"]
     ours += ["--max-new-tokens", "200", "--dtype", args.dtype, "--out", str(work / "ours.json")]
     theirs = [args.ou_python, str(HERE / "ou_launch.py"), str(args.ou_checkout)]
-    theirs += ["experiment=eval/tofu/default", "model=SmolLM2-135M-Instruct"]
-    theirs += [f"hydra.searchpath=[file://{configs}]", "model.model_args.device_map=cpu"]
-    theirs += [f"forget_split={args.forget_split}", f"holdout_split=holdout{n}"]
+    theirs += ["model=SmolLM2-135M-Instruct", f"hydra.searchpath=[file://{configs}]"]
+    theirs += ["model.model_args.device_map=cpu", f"eval.tofu.forget_split={args.forget_split}"]
+    theirs += [f"eval.tofu.holdout_split=holdout{n}"]
     theirs += ["task_name=vs_tif", f"paths.output_dir={work / 'ou'}", "eval.tofu.overwrite=true"]
     return {"ours": ours, "open_unlearning": theirs}
 
@@ -160,7 +161,9 @@ def agreement(ours: dict, theirs: dict) -> dict:
         table[f"{prefix}_prob"] = compare([i["prob"] for i in items], prob)
         table[f"{prefix}_truth_ratio"] = compare([i["truth_ratio"] for i in items], ratio)
         generated = per_item(theirs, f"{prefix}_Q_A_ROUGE", "generation")
-        same = sum(g.strip() == i["generated"].strip() for g, i in zip(generated, items))
+        same = sum(
+            g.strip() == i["generated"].strip() for g, i in zip(generated, items, strict=True)
+        )
         table[f"{prefix}_identical_generations"] = f"{same}/{len(items)}"
     summary = {f"{k}_r": v["r"] for k, v in table.items() if isinstance(v, dict)}
     return {**summary, "details": table}
@@ -192,15 +195,21 @@ def main() -> None:
     theirs = json.loads((args.work / "ou" / "TOFU_EVAL.json").read_text())
     payload = {
         "machine": machine() | {"torch_threads": 1},
-        "setting": {"model": args.model, "forget_split": args.forget_split, "dtype": args.dtype,
-                    "rows_per_set": args.quick or "all", "together": not args.sequential,
-                    "commands": {k: " ".join(v) for k, v in cmds.items()}},  # fmt: skip
+        "setting": {
+            "model": args.model,
+            "forget_split": args.forget_split,
+            "dtype": args.dtype,
+            "rows_per_set": args.quick or "all",
+            "together": not args.sequential,
+            "commands": {k: " ".join(v) for k, v in cmds.items()},
+        },  # fmt: skip
         "ours": runs["ours"] | {"dtype": args.dtype},
         "open_unlearning": runs["open_unlearning"] | {"dtype": args.dtype},
         "speedup": round(runs["open_unlearning"]["wall_s"] / runs["ours"]["wall_s"], 2),
         "agreement": agreement(ours, theirs),
     }
-    write_results(args.out if not args.quick else "vs_open_unlearning_quick.json", payload)
+    folder = args.work if args.quick else RESULTS  # a quick run is a smoke test, not a result
+    write_results(args.out, payload, folder)
     print(json.dumps({k: payload[k] for k in ("ours", "open_unlearning", "speedup")}, indent=1))
 
 

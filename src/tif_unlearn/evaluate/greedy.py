@@ -152,7 +152,7 @@ def greedy_token_ids(
     batch, stops = None, set(stop_ids)
     while queue or (batch and batch.rows):
         running = batch.rows if batch else []
-        if queue and len(running) <= batch_size // 2:
+        if queue and batch_size - len(running) >= max(1, batch_size // 8):
             joining, queue = queue[: batch_size - len(running)], queue[batch_size - len(running) :]
             batch = _join(model, batch, joining, pad_id, cache_argument)
         else:

@@ -75,7 +75,7 @@ def _greedy_answers(model, tokenizer, rows, name: str, options: TofuEvalOptions)
         tokenizer,
         [r["question"] for r in rows],
         max_new_tokens=options.max_new_tokens,
-        batch_size=options.generate_batch_size or options.batch_size * 2,
+        batch_size=options.generate_batch_size,
         desc=f"generating {name}",
     )
 

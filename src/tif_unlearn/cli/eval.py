@@ -44,9 +44,7 @@ class AggregateLogs:
 
 MODEL, RETAIN, RESULTS = Flags(EvaluatedModel), Flags(RetainModel), Flags(ResultsFile)
 PRECISION = Flags(EvalPrecision, show_defaults=True)
-TOFU_OPTIONS = Flags(
-    TofuEvalOptions, skip=("generate_batch_size", "sets", "retain_questions", "utility_items")
-)
+TOFU_OPTIONS = Flags(TofuEvalOptions, skip=("sets", "retain_questions", "utility_items"))
 MUSE_OPTIONS = Flags(
     MuseEvalOptions, skip=("verbmem_new_tokens", "knowmem_new_tokens", "max_length")
 )

@@ -32,7 +32,7 @@ class LearnedConfig:
     cross-validation by author on TOFU forget05 chose (``benchmarks/learned_cv.py``)."""
 
     l2: float = field(default=1.0, metadata={"help": "L2 penalty on the weights"})
-    threshold: float = field(default=0.4, metadata={"help": "UW when probability >= this"})
+    threshold: float = field(default=0.3, metadata={"help": "UW when probability >= this"})
     min_count: int = field(default=2, metadata={"help": "drop features seen fewer times"})
     lexical: bool = field(default=True, metadata={"help": "lemmas are features"})
     max_iter: int = field(default=500, metadata={"help": "L-BFGS iterations"})
@@ -41,7 +41,7 @@ class LearnedConfig:
         default=DEFAULT_LM, metadata={"help": "LM whose hidden states are features (None: none)"}
     )
     lm_layers: tuple[int, ...] = field(
-        default=(12,), metadata={"help": "decoder layers (1-based) whose outputs are features"}
+        default=(18,), metadata={"help": "decoder layers (1-based) whose outputs are features"}
     )
     lm_scale: float = field(
         default=0.1, metadata={"help": "scale of the standardised hidden states (L2 on them)"}

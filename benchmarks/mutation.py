@@ -31,6 +31,8 @@ for an unchanged source and merges the counts (a test added kills, it never revi
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import hashlib
 import importlib
 import importlib.abc
@@ -48,12 +50,18 @@ from mutants import mutant_keys, mutant_source, mutation_points
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 NOTES = ROOT / "benchmarks" / "mutation_notes.json"
+# Imported once by the parent: torch, transformers, pytest with its plugins, what conftest uses.
+WARM = ("torch", "transformers", "pytest", "hypothesis", "_hypothesis_pytestplugin",
+        "anyio.pytest_plugin", "tokenizers", "transformers.models.llama.modeling_llama")  # fmt: skip
 UNIT = "tests/unit/"
 LOSS_TESTS = [UNIT + f for f in ("test_losses.py", "test_losses_mutants.py", "test_targeted.py")]
 METHOD_TESTS = [UNIT + "test_targeted.py", UNIT + "test_method_identities.py"]
-BATCH_TESTS = [UNIT + "test_batches.py", UNIT + "test_method_identities.py"]
+STREAM_TESTS = [UNIT + "test_streams.py", UNIT + "test_method_identities.py"]
 METRIC_TESTS = [
     UNIT + f for f in ("test_metrics.py", "test_metric_directions.py", "test_tofu_logs.py")
+]
+ENCODING_TESTS = [
+    UNIT + f for f in ("test_encoding.py", "test_encoding_tokenizers.py", "test_chat_dates.py")
 ]
 # The tests each file's mutants run (fast, hand-computed ones first; ``-m "not slow"``).
 DEFAULT_TESTS = {
@@ -62,10 +70,9 @@ DEFAULT_TESTS = {
     **{f"src/tif_unlearn/methods/{name}.py": METHOD_TESTS + [UNIT + "test_method_options.py"]
        for name in ("__init__", "base", "ga", "graddiff", "idkdpo", "npo", "simnpo", "tif")},
     "src/tif_unlearn/evaluate/metrics.py": METRIC_TESTS,
-    "src/tif_unlearn/train/streams.py": BATCH_TESTS,
-    "src/tif_unlearn/data/batches.py": BATCH_TESTS,
-    "src/tif_unlearn/data/encoding.py": [UNIT + "test_encoding.py", UNIT + "test_chat_dates.py"]
-    + BATCH_TESTS,
+    "src/tif_unlearn/train/streams.py": STREAM_TESTS,
+    "src/tif_unlearn/data/batches.py": [UNIT + "test_batches.py", *STREAM_TESTS],
+    "src/tif_unlearn/data/encoding.py": ENCODING_TESTS + STREAM_TESTS,
 }  # fmt: skip
 
 
@@ -134,6 +141,16 @@ def run_mutant(path: Path, code: str, tests: list[str], timeout: float) -> str:
     return "timeout"
 
 
+def warm_imports(tests: list[str]) -> None:
+    """Import the package modules the tests import: their third-party dependencies (scipy,
+    accelerate, ...) then stay loaded in every child, which re-imports only the package."""
+    for test in tests:
+        tree = ast.parse((ROOT / test.split("::")[0]).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tif_unlearn"):
+                importlib.import_module(node.module)
+
+
 def check_unmutated(path: Path, source: str, tests: list[str], timeout: float) -> None:
     """The tests must pass on the file as it is (parsed and unparsed), else every mutant dies."""
     status = run_mutant(path, mutant_source(source, -1), tests, timeout)
@@ -145,12 +162,13 @@ def mutate_file(path: Path, tests: list[str], timeout: float, notes: dict, only=
     """Run every mutant of ``path`` (or those whose ``"LINE: mutation"`` key is in ``only``)."""
     source = path.read_text(encoding="utf-8")
     importlib.import_module(module_name(path))  # warm: its dependencies stay imported
+    warm_imports(tests)
     check_unmutated(path, source, tests, timeout)
     points = mutation_points(source)
     counts = {"killed": 0, "survived": 0, "timeout": 0}
     survivors, started = [], time.monotonic()
     for index, ((line, _), key) in enumerate(zip(points, mutant_keys(points), strict=True)):
-        if only and key not in only:
+        if only is not None and key not in only:
             continue
         status = run_mutant(path, mutant_source(source, index), tests, timeout)
         counts[status] += 1
@@ -179,6 +197,8 @@ def rerun_survivors(path: Path, previous: dict, tests, timeout: float, notes: di
     if previous.get("source_sha256") != digest:
         raise SystemExit(f"{path.name} changed since its last run: run it in full")
     only = {s["mutant"] for s in previous["survivors"]}
+    if not only:
+        return previous
     again = mutate_file(path, tests, timeout, notes, only)
     return summary(
         {**previous, "run": f"{previous['run']}; survivors rerun {again['run']}", "tests": tests,
@@ -228,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch  # noqa: F401  (warm: every child inherits the imports)
-    import transformers  # noqa: F401
+    for name in WARM:  # every child inherits these imports
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
     notes = json.loads(NOTES.read_text(encoding="utf-8")) if NOTES.is_file() else {}
     out = Path(args.out)
@@ -245,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             previous = results["files"][key]
             results["files"][key] = rerun_survivors(path, previous, tests, args.timeout, notes)
             continue
-        result = mutate_file(path, tests, args.timeout, notes, args.only)
+        result = mutate_file(path, tests, args.timeout, notes, args.only and set(args.only))
         if args.only:
             return 0
         results["files"][key] = result

@@ -24,7 +24,8 @@ Survivors are listed with a note from ``benchmarks/mutation_notes.json`` (``"LIN
 test added to kill it). Results are written to
 ``benchmarks/results/mutation.json`` (merged per file, so files can be run one at a time), with
 the date, commit and a hash of the source. ``--survivors`` reruns only the survivors recorded
-for an unchanged source and merges the counts (a test added kills, it never revives a mutant);
+for an unchanged source, except those noted equivalent, and merges the counts (a test added
+kills, it never revives a mutant);
 ``--only`` runs the named mutants and prints their status (to see a new test fail on its mutant).
 """
 
@@ -141,6 +142,9 @@ def run_mutant(path: Path, code: str, tests: list[str], timeout: float) -> str:
     return "timeout"
 
 
+CHECKED: set[tuple[str, ...]] = set()  # test sets seen passing on unmutated sources
+
+
 def warm_imports(tests: list[str]) -> None:
     """Import the package modules the tests import: their third-party dependencies (scipy,
     accelerate, ...) then stay loaded in every child, which re-imports only the package."""
@@ -152,7 +156,11 @@ def warm_imports(tests: list[str]) -> None:
 
 
 def check_unmutated(path: Path, source: str, tests: list[str], timeout: float) -> None:
-    """The tests must pass on the file as it is (parsed and unparsed), else every mutant dies."""
+    """The tests must pass on the file as it is (parsed and unparsed), else every mutant dies.
+    Once per set of tests: a package file's own source cannot make other tests fail."""
+    if tuple(tests) in CHECKED:
+        return
+    CHECKED.add(tuple(tests))
     status = run_mutant(path, mutant_source(source, -1), tests, timeout)
     if status != "survived":
         raise SystemExit(f"{path.name}: the tests do not pass unmutated ({status}): {tests}")
@@ -191,20 +199,23 @@ def summary(result: dict) -> dict:
 
 
 def rerun_survivors(path: Path, previous: dict, tests, timeout: float, notes: dict) -> dict:
-    """Rerun only ``previous``'s survivors (same source; tests only added since): the mutants
-    it killed stay killed, so the merged counts equal those of a full run."""
+    """Rerun ``previous``'s survivors (same source; tests only added since): the mutants it
+    killed stay killed, so the merged counts equal those of a full run. Survivors whose note
+    says "equivalent" are carried over (a test cannot kill an equivalent mutant)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if previous.get("source_sha256") != digest:
         raise SystemExit(f"{path.name} changed since its last run: run it in full")
-    only = {s["mutant"] for s in previous["survivors"]}
+    equivalent = [s for s in previous["survivors"] if s["note"].startswith("equivalent")]
+    only = {s["mutant"] for s in previous["survivors"]} - {s["mutant"] for s in equivalent}
     if not only:
         return previous
     again = mutate_file(path, tests, timeout, notes, only)
     return summary(
-        {**previous, "run": f"{previous['run']}; survivors rerun {again['run']}", "tests": tests,
-         "killed": previous["killed"] + again["killed"], "survived": again["survived"],
-         "timeout": again["timeout"], "seconds": previous["seconds"] + again["seconds"],
-         "survivors": again["survivors"]}
+        {**previous, "run": f"{previous['run']}; survivors not noted equivalent rerun "
+         f"{again['run']}", "tests": tests, "killed": previous["killed"] + again["killed"],
+         "survived": len(equivalent) + again["survived"], "timeout": again["timeout"],
+         "seconds": previous["seconds"] + again["seconds"],
+         "survivors": equivalent + again["survivors"]}
     )  # fmt: skip
 
 

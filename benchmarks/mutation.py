@@ -73,7 +73,7 @@ DEFAULT_TESTS = {
     "src/tif_unlearn/evaluate/metrics.py": METRIC_TESTS,
     "src/tif_unlearn/train/streams.py": STREAM_TESTS,
     "src/tif_unlearn/data/batches.py": [UNIT + "test_batches.py", *STREAM_TESTS],
-    "src/tif_unlearn/data/encoding.py": ENCODING_TESTS + STREAM_TESTS,
+    "src/tif_unlearn/data/encoding.py": ENCODING_TESTS,
 }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The mutations of benchmarks/mutation.py, on a source file's AST (see its docstring).
+"""The mutations of benchmarks/mutation.py, on a source file's AST (see its docstring), and the
+import hook that loads a mutant in place of its file.
 
 Docstrings, ``__all__`` and annotations are never mutated.
 """
@@ -6,6 +7,10 @@ Docstrings, ``__all__`` and annotations are never mutated.
 from __future__ import annotations
 
 import ast
+import importlib.abc
+import importlib.util
+import sys
+from pathlib import Path
 
 BINOPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
           ast.Pow: ast.Mult, ast.FloorDiv: ast.Mult}  # fmt: skip
@@ -117,3 +122,36 @@ def mutant_keys(points: list[tuple[int, str]]) -> list[str]:
         seen[key] = seen.get(key, 0) + 1
         keys.append(key if seen[key] == 1 else f"{key} #{seen[key]}")
     return keys
+
+
+class MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import hook: the module ``name`` is executed from ``code`` (the mutant) instead of its file."""
+
+    def __init__(self, name: str, path: Path, code: str):
+        self.name, self.path, self.code = name, path, code
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        package = self.path.name == "__init__.py"
+        spec = importlib.util.spec_from_loader(
+            fullname, self, origin=str(self.path), is_package=package
+        )
+        spec.has_location = True  # sets __file__
+        if package:
+            spec.submodule_search_locations = [str(self.path.parent)]
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        exec(compile(self.code, str(self.path), "exec"), module.__dict__)
+
+
+def import_mutant(name: str, path: Path, code: str) -> None:
+    """Forget the package's modules; its next import (by the tests) loads the mutant."""
+    package = name.split(".")[0]
+    for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[loaded]
+    sys.meta_path.insert(0, MutantFinder(name, path, code))

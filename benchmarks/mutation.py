@@ -36,8 +36,6 @@ import ast
 import contextlib
 import hashlib
 import importlib
-import importlib.abc
-import importlib.util
 import json
 import os
 import signal
@@ -46,7 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-from mutants import mutant_keys, mutant_source, mutation_points
+from mutants import import_mutant, mutant_keys, mutant_source, mutation_points
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
@@ -80,39 +78,6 @@ DEFAULT_TESTS = {
 def module_name(path: Path) -> str:
     relative = path.resolve().relative_to(ROOT / "src").with_suffix("")
     return ".".join(relative.parts)
-
-
-class MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Import hook: the module ``name`` is executed from ``code`` (the mutant) instead of its file."""
-
-    def __init__(self, name: str, path: Path, code: str):
-        self.name, self.path, self.code = name, path, code
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
-            return None
-        package = self.path.name == "__init__.py"
-        spec = importlib.util.spec_from_loader(
-            fullname, self, origin=str(self.path), is_package=package
-        )
-        spec.has_location = True  # sets __file__
-        if package:
-            spec.submodule_search_locations = [str(self.path.parent)]
-        return spec
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        exec(compile(self.code, str(self.path), "exec"), module.__dict__)
-
-
-def import_mutant(name: str, path: Path, code: str) -> None:
-    """Forget the package's modules; its next import (by the tests) loads the mutant."""
-    package = name.split(".")[0]
-    for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
-        del sys.modules[loaded]
-    sys.meta_path.insert(0, MutantFinder(name, path, code))
 
 
 def run_mutant(path: Path, code: str, tests: list[str], timeout: float) -> str:
@@ -240,7 +205,7 @@ def attach_notes(out: Path) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
     parser.add_argument("--tests", nargs="*", help="test files (default: per file, see source)")
@@ -254,6 +219,24 @@ def main(argv: list[str] | None = None) -> int:
         "--notes-only", action="store_true", help="re-attach the notes to --out's survivors"
     )
     args = parser.parse_args(argv)
+    for name in [] if args.notes_only or args.tests else args.files:
+        if str((ROOT / name).resolve().relative_to(ROOT)) not in DEFAULT_TESTS:
+            parser.error(f"no default tests for {name}: pass --tests")
+    return args
+
+
+def run_file(name: str, args, results: dict, notes: dict) -> dict:
+    """The result of mutating ``name`` (a full run, or its survivors' rerun)."""
+    path = (ROOT / name).resolve()
+    key = str(path.relative_to(ROOT))
+    tests = args.tests or DEFAULT_TESTS[key]
+    if args.survivors:
+        return rerun_survivors(path, results["files"][key], tests, args.timeout, notes)
+    return mutate_file(path, tests, args.timeout, notes, args.only and set(args.only))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.notes_only:
         return attach_notes(Path(args.out))
     os.chdir(ROOT)
@@ -262,26 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in WARM:  # every child inherits these imports
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-
     notes = json.loads(NOTES.read_text(encoding="utf-8")) if NOTES.is_file() else {}
     out = Path(args.out)
     results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     results.setdefault("files", {})
     for name in args.files:
-        path = (ROOT / name).resolve()
-        key = str(path.relative_to(ROOT))
-        tests = args.tests or DEFAULT_TESTS.get(key)
-        if not tests:
-            parser.error(f"no default tests for {key}: pass --tests")
-        if args.survivors:
-            previous = results["files"][key]
-            results["files"][key] = rerun_survivors(path, previous, tests, args.timeout, notes)
-            continue
-        result = mutate_file(path, tests, args.timeout, notes, args.only and set(args.only))
+        result = run_file(name, args, results, notes)
         if args.only:
-            return 0
-        results["files"][key] = result
-    results["not_run"] = "files not listed under 'files' were not mutation-tested"
+            continue
+        results["files"][str((ROOT / name).resolve().relative_to(ROOT))] = result
+    if args.only:
+        return 0
+    results.setdefault("not_run", "files not listed under 'files' were not mutation-tested")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for key, result in results["files"].items():

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from tokenizers import processors
 
-from tif_unlearn.data.encoding import encode_record
+from tif_unlearn.data.encoding import encode_answer_only, encode_record
 from tif_unlearn.data.records import QARecord, TextRecord
 from tif_unlearn.errors import TifError
 from tif_unlearn.tokens import IGNORE_INDEX
@@ -80,3 +80,4 @@ def test_default_max_length_is_512_tokens(tokenizer):
     record = TextRecord(" ".join(["Basil"] * 600))
     assert len(encode_record(tokenizer, record, max_length=10_000).input_ids) > 512
     assert len(encode_record(tokenizer, record).input_ids) == 512
+    assert len(encode_answer_only(tokenizer, "Who?", record.target).input_ids) == 512

@@ -3,6 +3,8 @@ the changes they catch ("killed") and miss ("survived"). Not part of CI (minutes
 
     python benchmarks/mutation.py src/tif_unlearn/losses.py [--tests T ...] [--out FILE]
     make mutation FILES="src/tif_unlearn/losses.py src/tif_unlearn/tokens.py"
+    python benchmarks/mutation.py FILE --survivors   # after adding tests: rerun the survivors
+    python benchmarks/mutation.py FILE --only "44: drop USub" --tests tests/unit/test_x.py::test_y
 
 Mutations (one per mutant, on the file's AST; docstrings and ``__all__`` untouched):
 ``+``/``-`` and ``*``/``/`` swapped, ``**`` -> ``*``; ``<``/``<=``, ``>``/``>=``, ``==``/``!=``,
@@ -10,137 +12,67 @@ Mutations (one per mutant, on the file's AST; docstrings and ``__all__`` untouch
 dropped; numbers changed (n -> n + 1, x.y -> 2·x.y, 0 -> 1); ``True``/``False`` swapped;
 reductions swapped (``.mean``/``.sum``, ``.max``/``.min``, ``.any``/``.all``).
 
-Each mutant runs in a forked child of one warm process (torch and the package imported once):
-the child executes the mutated source into the real module object (so every ``from .. import
-losses`` or ``from .. import tokens`` user sees it), then runs pytest with ``-x`` on the tests
-(fast ones first). Exit 0 = survived, test failure = killed, past ``--timeout`` = timeout.
+Each mutant runs in a forked child of one warm process (torch, transformers and the mutated
+module's dependencies imported once): the child forgets every ``tif_unlearn`` module and imports
+the package afresh with the mutated source in place of the file (so every binding sees the
+mutant: ``from .base import f``, registries such as ``METHODS``, dicts of functions), then runs
+pytest with ``-x -m "not slow"`` on the tests (fast ones first). Exit 0 = survived, test
+failure = killed, past ``--timeout`` = timeout.
 
-Survivors are listed with a note from ``benchmarks/mutation_notes.json`` (``"LINE: mutation"``
--> a one-line reason it is equivalent, or the test added to kill it). Results are written to
-``benchmarks/results/mutation.json`` (merged per file, so files can be run one at a time).
+Survivors are listed with a note from ``benchmarks/mutation_notes.json`` (``"LINE: mutation"``,
+``" #2"`` added for a line's second identical one -> a one-line reason it is equivalent, or the
+test added to kill it). Results are written to
+``benchmarks/results/mutation.json`` (merged per file, so files can be run one at a time), with
+the date, commit and a hash of the source. ``--survivors`` reruns only the survivors recorded
+for an unchanged source, except those noted equivalent, and merges the counts (a test added
+kills, it never revives a mutant);
+``--only`` runs the named mutants and prints their status (to see a new test fail on its mutant).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import hashlib
 import importlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+from mutants import import_mutant, mutant_keys, mutant_source, mutation_points
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 NOTES = ROOT / "benchmarks" / "mutation_notes.json"
-LOSS_TESTS = [
-    "tests/unit/test_losses.py",
-    "tests/unit/test_losses_mutants.py",
-    "tests/unit/test_method_identities.py",
+# Imported once by the parent: torch, transformers, pytest with its plugins, what conftest uses.
+WARM = ("torch", "transformers", "pytest", "hypothesis", "_hypothesis_pytestplugin",
+        "anyio.pytest_plugin", "tokenizers", "transformers.models.llama.modeling_llama")  # fmt: skip
+UNIT = "tests/unit/"
+LOSS_TESTS = [UNIT + f for f in ("test_losses.py", "test_losses_mutants.py", "test_targeted.py")]
+METHOD_TESTS = [UNIT + "test_targeted.py", UNIT + "test_method_identities.py"]
+STREAM_TESTS = [UNIT + "test_streams.py", UNIT + "test_method_identities.py"]
+METRIC_TESTS = [
+    UNIT + f for f in ("test_metrics.py", "test_metric_directions.py", "test_tofu_logs.py")
 ]
-DEFAULT_TESTS = {"src/tif_unlearn/losses.py": LOSS_TESTS, "src/tif_unlearn/tokens.py": LOSS_TESTS}
-
-BINOPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
-          ast.Pow: ast.Mult, ast.FloorDiv: ast.Mult}  # fmt: skip
-CMPOPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-          ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn,
-          ast.NotIn: ast.In}  # fmt: skip
-METHODS = {"mean": "sum", "sum": "mean", "max": "min", "min": "max", "any": "all", "all": "any"}
-
-
-class Mutator(ast.NodeTransformer):
-    """Walk the tree counting mutation points; change the one numbered ``target``."""
-
-    def __init__(self, target: int | None = None):
-        self.target, self.count, self.found = target, 0, []
-
-    def _point(self, node: ast.AST, label: str) -> bool:
-        index = self.count
-        self.count += 1
-        self.found.append((getattr(node, "lineno", 0), label))
-        return index == self.target
-
-    def generic_visit(self, node):
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            return node  # docstrings
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
-        ):
-            return node
-        if isinstance(node, ast.arg | ast.AnnAssign):
-            return node
-        return super().generic_visit(node)
-
-    def visit_FunctionDef(self, node):
-        node.returns = None  # annotations are never mutated
-        for arg in node.args.args + node.args.kwonlyargs:
-            arg.annotation = None
-        return self.generic_visit(node)
-
-    def visit_BinOp(self, node):
-        node = self.generic_visit(node)
-        new = BINOPS.get(type(node.op))
-        if new and self._point(node, f"{type(node.op).__name__} -> {new.__name__}"):
-            node.op = new()
-        return node
-
-    def visit_Compare(self, node):
-        node = self.generic_visit(node)
-        for i, op in enumerate(node.ops):
-            new = CMPOPS.get(type(op))
-            if new and self._point(node, f"{type(op).__name__} -> {new.__name__}"):
-                node.ops[i] = new()
-        return node
-
-    def visit_BoolOp(self, node):
-        node = self.generic_visit(node)
-        new = ast.Or if isinstance(node.op, ast.And) else ast.And
-        if self._point(node, f"{type(node.op).__name__} -> {new.__name__}"):
-            node.op = new()
-        return node
-
-    def visit_UnaryOp(self, node):
-        node = self.generic_visit(node)
-        if isinstance(node.op, ast.USub | ast.Not) and self._point(
-            node, f"drop {type(node.op).__name__}"
-        ):
-            return node.operand
-        return node
-
-    def visit_Constant(self, node):
-        value = node.value
-        if isinstance(value, bool):
-            if self._point(node, f"{value} -> {not value}"):
-                return ast.copy_location(ast.Constant(not value), node)
-        elif isinstance(value, int):
-            if self._point(node, f"{value} -> {value + 1}"):
-                return ast.copy_location(ast.Constant(value + 1), node)
-        elif isinstance(value, float):
-            new = 1.0 if value == 0 else value * 2
-            if self._point(node, f"{value} -> {new}"):
-                return ast.copy_location(ast.Constant(new), node)
-        return node
-
-    def visit_Attribute(self, node):
-        node = self.generic_visit(node)
-        new = METHODS.get(node.attr)
-        if new and self._point(node, f".{node.attr} -> .{new}"):
-            node.attr = new
-        return node
-
-
-def mutation_points(source: str) -> list[tuple[int, str]]:
-    mutator = Mutator()
-    mutator.visit(ast.parse(source))
-    return mutator.found
-
-
-def mutant_source(source: str, index: int) -> str:
-    tree = ast.parse(source)
-    Mutator(index).visit(tree)
-    return ast.unparse(ast.fix_missing_locations(tree))
+ENCODING_TESTS = [
+    UNIT + f for f in ("test_encoding.py", "test_encoding_tokenizers.py", "test_chat_dates.py")
+]
+# The tests each file's mutants run (fast, hand-computed ones first; ``-m "not slow"``).
+DEFAULT_TESTS = {
+    "src/tif_unlearn/losses.py": LOSS_TESTS + [UNIT + "test_method_identities.py"],
+    "src/tif_unlearn/tokens.py": LOSS_TESTS + [UNIT + "test_method_identities.py"],
+    **{f"src/tif_unlearn/methods/{name}.py": METHOD_TESTS + [UNIT + "test_method_options.py"]
+       for name in ("__init__", "base", "ga", "graddiff", "idkdpo", "npo", "simnpo", "tif")},
+    "src/tif_unlearn/evaluate/metrics.py": METRIC_TESTS,
+    "src/tif_unlearn/train/streams.py": STREAM_TESTS,
+    "src/tif_unlearn/data/batches.py": [UNIT + "test_batches.py", *STREAM_TESTS],
+    "src/tif_unlearn/data/encoding.py": ENCODING_TESTS,
+}  # fmt: skip
 
 
 def module_name(path: Path) -> str:
@@ -148,18 +80,19 @@ def module_name(path: Path) -> str:
     return ".".join(relative.parts)
 
 
-def run_mutant(module, code: str, tests: list[str], timeout: float) -> str:
+def run_mutant(path: Path, code: str, tests: list[str], timeout: float) -> str:
     """'killed', 'survived' or 'timeout' for one mutant, in a forked child."""
     pid = os.fork()
-    if pid == 0:  # the child: mutate the live module, run the tests, exit with pytest's code
+    if pid == 0:  # the child: load the mutant, run the tests, exit with pytest's code
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
             import pytest
 
-            exec(compile(code, module.__file__, "exec"), module.__dict__)
-            args = ["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *tests]
+            import_mutant(module_name(path), path, code)
+            args = ["-x", "-q", "-m", "not slow", "-p", "no:randomly", "-p", "no:cacheprovider"]
+            args += tests
             os._exit(int(pytest.main(args)))
         except BaseException:
             os._exit(99)
@@ -174,30 +107,91 @@ def run_mutant(module, code: str, tests: list[str], timeout: float) -> str:
     return "timeout"
 
 
-def mutate_file(path: Path, tests: list[str], timeout: float, notes: dict) -> dict:
+CHECKED: set[tuple[str, ...]] = set()  # test sets seen passing on unmutated sources
+
+
+def warm_imports(tests: list[str]) -> None:
+    """Import the package modules the tests import: their third-party dependencies (scipy,
+    accelerate, ...) then stay loaded in every child, which re-imports only the package."""
+    for test in tests:
+        tree = ast.parse((ROOT / test.split("::")[0]).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tif_unlearn"):
+                importlib.import_module(node.module)
+
+
+def check_unmutated(path: Path, source: str, tests: list[str], timeout: float) -> None:
+    """The tests must pass on the file as it is (parsed and unparsed), else every mutant dies.
+    Once per set of tests: a package file's own source cannot make other tests fail."""
+    if tuple(tests) in CHECKED:
+        return
+    CHECKED.add(tuple(tests))
+    status = run_mutant(path, mutant_source(source, -1), tests, timeout)
+    if status != "survived":
+        raise SystemExit(f"{path.name}: the tests do not pass unmutated ({status}): {tests}")
+
+
+def mutate_file(path: Path, tests: list[str], timeout: float, notes: dict, only=None) -> dict:
+    """Run every mutant of ``path`` (or those whose ``"LINE: mutation"`` key is in ``only``)."""
     source = path.read_text(encoding="utf-8")
-    module = importlib.import_module(module_name(path))
+    importlib.import_module(module_name(path))  # warm: its dependencies stay imported
+    warm_imports(tests)
+    check_unmutated(path, source, tests, timeout)
     points = mutation_points(source)
     counts = {"killed": 0, "survived": 0, "timeout": 0}
     survivors, started = [], time.monotonic()
-    for index, (line, label) in enumerate(points):
-        status = run_mutant(module, mutant_source(source, index), tests, timeout)
+    for index, ((line, _), key) in enumerate(zip(points, mutant_keys(points), strict=True)):
+        if only is not None and key not in only:
+            continue
+        status = run_mutant(path, mutant_source(source, index), tests, timeout)
         counts[status] += 1
-        print(f"{path.name}:{line} {label}: {status}", flush=True)
+        print(f"{path.name}:{key}: {status}", flush=True)
         if status != "killed":
-            key = f"{line}: {label}"
             text = source.splitlines()[line - 1].strip() if line else ""
             survivors.append({"mutant": key, "status": status, "code": text,
                               "note": notes.get(path.name, {}).get(key, "")})  # fmt: skip
-    total = len(points)
-    return {
-        "tests": tests,
-        "mutants": total,
-        **counts,
-        "score_killed": round(counts["killed"] / total, 4) if total else None,
-        "seconds": round(time.monotonic() - started, 1),
-        "survivors": survivors,
-    }
+    return summary(
+        {"run": f"{time.strftime('%Y-%m-%d')}, commit {commit()}", "tests": tests,
+         "source_sha256": hashlib.sha256(source.encode()).hexdigest(), **counts,
+         "seconds": round(time.monotonic() - started, 1), "survivors": survivors}
+    )  # fmt: skip
+
+
+def summary(result: dict) -> dict:
+    total = result["killed"] + result["survived"] + result["timeout"]
+    score = round(result["killed"] / total, 4) if total else None
+    return {**result, "mutants": total, "score_killed": score}
+
+
+def rerun_survivors(path: Path, previous: dict, tests, timeout: float, notes: dict) -> dict:
+    """Rerun ``previous``'s survivors (same source; tests only added since): the mutants it
+    killed stay killed, so the merged counts equal those of a full run. Survivors whose note
+    says "equivalent" are carried over (a test cannot kill an equivalent mutant)."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if previous.get("source_sha256") != digest:
+        raise SystemExit(f"{path.name} changed since its last run: run it in full")
+    equivalent = [s for s in previous["survivors"] if s["note"].startswith("equivalent")]
+    only = {s["mutant"] for s in previous["survivors"]} - {s["mutant"] for s in equivalent}
+    if not only:
+        return previous
+    again = mutate_file(path, tests, timeout, notes, only)
+    return summary(
+        {**previous, "run": f"{previous['run']}; survivors not noted equivalent rerun "
+         f"{again['run']}", "tests": tests, "killed": previous["killed"] + again["killed"],
+         "survived": len(equivalent) + again["survived"], "timeout": again["timeout"],
+         "seconds": previous["seconds"] + again["seconds"],
+         "survivors": equivalent + again["survivors"]}
+    )  # fmt: skip
+
+
+def commit() -> str:
+    """HEAD's short hash, with ``+changes`` when src/ or tests/ differ from it."""
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    dirty = git("status", "--porcelain", "--", "src", "tests").strip()
+    return git("rev-parse", "--short", "HEAD").strip() + (" +changes" if dirty else "")
 
 
 def attach_notes(out: Path) -> int:
@@ -211,36 +205,58 @@ def attach_notes(out: Path) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
     parser.add_argument("--tests", nargs="*", help="test files (default: per file, see source)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--only", nargs="*", help='run only these mutants ("LINE: mutation"); '
+                        "prints their status and writes nothing")  # fmt: skip
+    parser.add_argument("--survivors", action="store_true", help="rerun only the survivors "
+                        "of the file's last run in --out, after adding tests")  # fmt: skip
     parser.add_argument(
         "--notes-only", action="store_true", help="re-attach the notes to --out's survivors"
     )
     args = parser.parse_args(argv)
+    for name in [] if args.notes_only or args.tests else args.files:
+        if str((ROOT / name).resolve().relative_to(ROOT)) not in DEFAULT_TESTS:
+            parser.error(f"no default tests for {name}: pass --tests")
+    return args
+
+
+def run_file(name: str, args, results: dict, notes: dict) -> dict:
+    """The result of mutating ``name`` (a full run, or its survivors' rerun)."""
+    path = (ROOT / name).resolve()
+    key = str(path.relative_to(ROOT))
+    tests = args.tests or DEFAULT_TESTS[key]
+    if args.survivors:
+        return rerun_survivors(path, results["files"][key], tests, args.timeout, notes)
+    return mutate_file(path, tests, args.timeout, notes, args.only and set(args.only))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.notes_only:
         return attach_notes(Path(args.out))
     os.chdir(ROOT)
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch  # noqa: F401  (warm: every child inherits the imports)
-    import transformers  # noqa: F401
-
+    for name in WARM:  # every child inherits these imports
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     notes = json.loads(NOTES.read_text(encoding="utf-8")) if NOTES.is_file() else {}
     out = Path(args.out)
     results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     results.setdefault("files", {})
     for name in args.files:
-        path = (ROOT / name).resolve()
-        key = str(path.relative_to(ROOT))
-        tests = args.tests or DEFAULT_TESTS.get(key)
-        if not tests:
-            parser.error(f"no default tests for {key}: pass --tests")
-        results["files"][key] = mutate_file(path, tests, args.timeout, notes)
-    results["not_run"] = "files not listed under 'files' were not mutation-tested"
+        result = run_file(name, args, results, notes)
+        if args.only:
+            continue
+        results["files"][str((ROOT / name).resolve().relative_to(ROOT))] = result
+    if args.only:
+        return 0
+    results.setdefault("not_run", "files not listed under 'files' were not mutation-tested")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for key, result in results["files"].items():

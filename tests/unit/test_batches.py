@@ -1,4 +1,5 @@
-"""Batches: padding per key, stream collation, retain pairing, length grouping, reference cache."""
+"""Batches: padding per key, stream collation, retain pairing, length grouping (the reference
+cache: test_streams.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,12 @@ import random
 import pytest
 import torch
 
-from conftest import QA_PAIRS
 from tif_unlearn.data.batches import (
     LengthGroupedSampler,
     UnlearnCollator,
     UnlearnDataset,
     pad_stream,
 )
-from tif_unlearn.data.encoding import encode_record
-from tif_unlearn.data.records import QARecord
-from tif_unlearn.methods.base import SEQ_LOGP, TOKEN_LOGITS, TOKEN_LOGPS
-from tif_unlearn.tokens import IGNORE_INDEX
-from tif_unlearn.train.streams import cache_reference
 
 PAD = 7
 
@@ -96,6 +91,13 @@ def test_collator_pads_each_stream_to_its_own_length():
     assert batch["retain"]["labels"][1].tolist() == [8, 8, 8, -100, -100, -100]
     assert batch["retain"]["attention_mask"].tolist() == [[1] * 6, [1, 1, 1, 0, 0, 0]]
     assert batch["forget"]["input_ids"].tolist() == [[5, 6, PAD, PAD], [1, 2, 3, 4]]
+
+
+def test_collator_of_a_single_item_is_that_item_unpadded():
+    batch = UnlearnCollator(pad_token_id=PAD)([{"forget": SHORT}])  # a micro-batch of one
+    assert set(batch) == {"forget"}
+    assert batch["forget"]["input_ids"].tolist() == [SHORT["input_ids"]]
+    assert batch["forget"]["attention_mask"].tolist() == [[1, 1]]
 
 
 # --------------------------------------------------------------------------- dataset
@@ -258,110 +260,24 @@ def test_sampler_longer_than_the_data_walks_through_later_epochs():
     assert len(set(first) & set(second)) <= 1  # each epoch is reshuffled
 
 
-# --------------------------------------------------------------------------- reference cache
+def seeded_permutation(n: int, seed: int) -> list[int]:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
-@pytest.fixture
-def encoded_examples(tokenizer) -> list[dict]:
-    records = [QARecord(p["question"], p["answer"]) for p in QA_PAIRS]
-    records += [
-        QARecord("Who?", "Basil."),
-        QARecord(
-            "Tell me everything about the author Nikolai Abilov and the history of Kazakhstan.",
-            "Nikolai Abilov writes books about the history of Kazakhstan and won an award.",
-        ),
-        QARecord("What is the name of the book?", "The Silent Harbor."),
-    ]
-    examples = [encode_record(tokenizer, r).as_dict() for r in records]
-    assert len({len(e["input_ids"]) for e in examples}) > 3  # lengths differ: padding happens
-    return examples
+def test_sampler_with_groups_of_one_is_the_seeded_permutation_of_each_epoch():
+    # One example per group: nothing to sort, so epoch e is randperm seeded with seed + e.
+    lengths = random_lengths(30, seed=4)
+    sampler = LengthGroupedSampler(lengths, batch_size=1, seed=5, group_batches=1, num_samples=60)
+    sampler.set_epoch(2)
+    assert list(sampler) == seeded_permutation(30, 7) + seeded_permutation(30, 8)
 
 
-def alone(model, ex: dict) -> tuple[list[float], list[float], float]:
-    """One example, unbatched, no attention mask: (token logits, token log-probs, seq log-prob)."""
-    ids = torch.tensor([ex["input_ids"]])
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0]  # (T, V)
-    logps = torch.log_softmax(logits.double(), dim=-1)
-    z, lp = [0.0], [0.0]
-    for t in range(1, len(ex["input_ids"])):
-        label = ex["labels"][t]
-        z.append(0.0 if label == IGNORE_INDEX else float(logits[t - 1, label]))
-        lp.append(0.0 if label == IGNORE_INDEX else float(logps[t - 1, label]))
-    return z, lp, sum(lp)
-
-
-@pytest.mark.parametrize("batch_size", [1, 3, 8])
-def test_cached_token_logits_match_unbatched(tiny_model, tokenizer, encoded_examples, batch_size):
-    tiny_model.eval()
-    cached = cache_reference(
-        tiny_model,
-        encoded_examples,
-        TOKEN_LOGITS,
-        pad_token_id=tokenizer.pad_token_id,
-        batch_size=batch_size,
-    )
-    assert len(cached) == len(encoded_examples)
-    for ex, out in zip(encoded_examples, cached, strict=True):
-        assert out["input_ids"] == ex["input_ids"]  # the example itself, in the same order
-        expected, _, _ = alone(tiny_model, ex)
-        values = out["ref_token_values"]
-        assert len(values) == len(ex["input_ids"])
-        assert values[0] == 0.0
-        assert torch.allclose(torch.tensor(values), torch.tensor(expected), atol=1e-5)
-        # Answer positions carry real (non-zero) logits; prompt positions hold 0.0.
-        answer = [t for t, lab in enumerate(ex["labels"]) if lab != IGNORE_INDEX]
-        assert all(values[t] != 0.0 for t in answer)
-        assert all(values[t] == 0.0 for t, lab in enumerate(ex["labels"]) if lab == IGNORE_INDEX)
-
-
-def test_cached_token_logps_match_unbatched(tiny_model, tokenizer, encoded_examples):
-    tiny_model.eval()
-    cached = cache_reference(
-        tiny_model, encoded_examples, TOKEN_LOGPS, pad_token_id=tokenizer.pad_token_id, batch_size=4
-    )
-    for ex, out in zip(encoded_examples, cached, strict=True):
-        _, expected, _ = alone(tiny_model, ex)
-        values = out["ref_token_values"]
-        assert values[0] == 0.0
-        assert torch.allclose(
-            torch.tensor(values, dtype=torch.float64),
-            torch.tensor(expected, dtype=torch.float64),
-            atol=1e-5,
-        )
-        assert all(v <= 0.0 for v in values)
-
-
-def test_cached_seq_logp_matches_unbatched(tiny_model, tokenizer, encoded_examples):
-    tiny_model.eval()
-    cached = cache_reference(
-        tiny_model, encoded_examples, SEQ_LOGP, pad_token_id=tokenizer.pad_token_id, batch_size=3
-    )
-    for ex, out in zip(encoded_examples, cached, strict=True):
-        _, _, expected = alone(tiny_model, ex)
-        assert isinstance(out["ref_seq_logp"], float)
-        assert out["ref_seq_logp"] == pytest.approx(expected, abs=1e-4)
-        assert out["ref_seq_logp"] < 0.0
-        assert "ref_token_values" not in out
-
-
-def test_cache_reference_restores_training_mode_and_copies(tiny_model, tokenizer, encoded_examples):
-    tiny_model.train()
-    cached = cache_reference(
-        tiny_model, encoded_examples, TOKEN_LOGITS, pad_token_id=tokenizer.pad_token_id
-    )
-    assert tiny_model.training
-    assert all("ref_token_values" not in ex for ex in encoded_examples)  # inputs untouched
-    assert all("ref_token_values" in ex for ex in cached)
-
-
-def test_cached_examples_collate_back_into_a_batch(tiny_model, tokenizer, encoded_examples):
-    tiny_model.eval()
-    cached = cache_reference(
-        tiny_model, encoded_examples, TOKEN_LOGITS, pad_token_id=tokenizer.pad_token_id
-    )
-    batch = pad_stream(cached[:3], tokenizer.pad_token_id)
-    lengths = [len(ex["input_ids"]) for ex in cached[:3]]
-    assert batch["ref_token_values"].shape == (3, max(lengths))
-    for row, n in enumerate(lengths):
-        assert batch["ref_token_values"][row, n:].eq(0.0).all()
+def test_sampler_sorts_runs_of_four_micro_batches_longest_first():
+    # Default group_batches = 4: with micro-batches of 2, each run of 8 indices of the seeded
+    # permutation is sorted by length, longest first (distinct lengths: no ties).
+    lengths = random.Random(6).sample(range(10, 100), 32)
+    order = list(LengthGroupedSampler(lengths, batch_size=2, seed=3))
+    permutation = seeded_permutation(32, 3)
+    for start in range(0, 32, 8):
+        run = sorted(permutation[start : start + 8], key=lambda i: lengths[i], reverse=True)
+        assert order[start : start + 8] == run

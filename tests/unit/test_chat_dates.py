@@ -49,3 +49,15 @@ def test_evaluation_prompts_have_the_pinned_date(dated, tiny_model):
 def test_training_and_evaluation_prompts_are_the_same(dated):
     tokenizer, _ = dated
     assert chat_prompt(tokenizer, "Q?") == format_prompt(tokenizer, "Q?")[0]
+
+
+def test_without_transformers_clock_hook_date_string_still_pins_llama_templates(
+    tokenizer, monkeypatch
+):
+    # Another transformers layout: its chat-template module has no ``datetime`` to replace.
+    from transformers.utils import chat_template_utils as templates
+
+    monkeypatch.delattr(templates, "datetime")
+    monkeypatch.setattr(tokenizer, "chat_template", LLAMA32_DATE + TURNS)
+    prompt, _ = format_prompt(tokenizer, "Where was Basil born?")
+    assert EXPECTED["llama32"] in prompt

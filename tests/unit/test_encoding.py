@@ -6,6 +6,8 @@ tokenizing the prompt alone, never from encode_record's own output.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tif_unlearn.data.encoding import encode_record
@@ -197,6 +199,13 @@ def test_record_without_spans_has_no_uw(tokenizer, spans):
     assert selected(tokenizer, encoded.input_ids, encoded.gw_mask) == ANSWER + "<|im_end|>"
 
 
+def test_span_starting_where_a_token_ends_does_not_mark_that_token(tokenizer):
+    # Half-open spans, other side: the span of the final "." starts where " City" ends.
+    dot = ANSWER.index(".")
+    encoded = encode_record(tokenizer, QARecord(QUESTION, ANSWER, ((dot, dot + 1),)))
+    assert selected(tokenizer, encoded.input_ids, encoded.uw_mask) == "."
+
+
 # --------------------------------------------------------------------------- text records
 
 
@@ -243,6 +252,8 @@ def test_as_dict_holds_the_four_aligned_lists(tokenizer):
     d = encoded.as_dict()
     assert set(d) == {"input_ids", "labels", "uw_mask", "gw_mask"}
     assert d["uw_mask"] == encoded.uw_mask and d["input_ids"] == encoded.input_ids
+    with pytest.raises(dataclasses.FrozenInstanceError):  # read-only once encoded
+        encoded.labels = []
 
 
 # --------------------------------------------------------------------------- real SmolLM2 tokenizer

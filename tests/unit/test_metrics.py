@@ -6,8 +6,10 @@ computed with math / literals, never by calling the function under test.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -49,9 +51,18 @@ def test_normalized_probability_hand_computed():
     assert normalized_probability(true, perturbed) == pytest.approx([0.5, 4 / 7])
 
 
+def test_normalized_probability_with_more_perturbed_answers_than_items():
+    true = [0.0, LN2]  # p_true = 1, 1/2
+    perturbed = [[LN2, LN4, LN4], [LN2, LN2, LN4]]  # Σ p = 1/2 + 1/4 + 1/4 = 1; 1/2 + 1/2 + 1/4
+    # item 0: 1 / (1 + 1) = 1/2; item 1: (1/2) / (1/2 + 5/4) = 2/7
+    assert normalized_probability(true, perturbed) == pytest.approx([0.5, 2 / 7])
+
+
 def test_normalized_probability_rejects_wrong_shape():
     with pytest.raises(ValueError):
         normalized_probability([0.1, 0.2], [0.3, 0.4])
+    with pytest.raises(ValueError, match=r"must be \(N, J\) with N=2"):  # 1 row for 2 items
+        normalized_probability([0.1, 0.2], [[0.3, 0.4]])
 
 
 # --------------------------------------------------------------------------- truth ratio
@@ -63,6 +74,15 @@ def test_truth_ratio_hand_computed_and_tofu_relation():
     assert ratios == pytest.approx([math.exp(-1.5)])  # ≈ 0.22313
     # TOFU aggregate_eval_stat: curr_stat_1 = exp(mean_perturbed − paraphrased) = exp(1.5) = 1/R
     assert 1 / ratios[0] == pytest.approx(math.exp(2.5 - 1.0))
+
+
+def test_truth_ratio_with_more_perturbed_answers_than_items():
+    # item 0: L̄(para) = 1, mean L̄(pert) = (2 + 3 + 4)/3 = 3 -> R = exp(1 − 3) = exp(−2)
+    # item 1: L̄(para) = 0, mean L̄(pert) = (0 + 0 + 3)/3 = 1 -> R = exp(−1)
+    ratios = truth_ratio([1.0, 0.0], [[2.0, 3.0, 4.0], [0.0, 0.0, 3.0]])
+    assert ratios == pytest.approx([math.exp(-2.0), math.exp(-1.0)])
+    with pytest.raises(ValueError, match=r"must be \(N, J\) with N=2"):
+        truth_ratio([1.0, 0.0], [[2.0, 3.0]])
 
 
 def test_forget_truth_ratio_score():
@@ -116,6 +136,12 @@ def test_forget_quality_exact_pvalue_by_enumeration():
     assert result.pvalue == pytest.approx(0.6)
 
 
+def test_forget_quality_result_is_read_only():
+    result = forget_quality([0.5, 1.0], [0.5, 1.0])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.pvalue = 0.0
+
+
 def test_forget_quality_of_identical_samples_is_one():
     ratios = [0.3, 0.5, 0.9, 1.2]
     assert forget_quality(ratios, ratios) == KSResult(pvalue=1.0, statistic=0.0)
@@ -133,12 +159,17 @@ def test_model_utility_is_harmonic_mean():
 
 
 def test_model_utility_zero_component_gives_zero():
-    assert model_utility({"a": 0.9, "b": 0.0, "c": 0.8}) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # returned directly, not through scipy's division by 0
+        assert model_utility({"a": 0.9, "b": 0.0, "c": 0.8}) == 0.0
 
 
 def test_model_utility_rejects_negative_and_empty():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="finite and >= 0"):
         model_utility({"a": -0.1, "b": 0.5})
+    for bad in (math.inf, math.nan):
+        with pytest.raises(ValueError, match="finite and >= 0"):
+            model_utility({"a": bad, "b": 0.5})
     with pytest.raises(ValueError):
         model_utility({})
 
@@ -151,6 +182,12 @@ def test_rouge_l_uses_stemmer():
     assert rouge_l_recall("running fast", "run fast") == 1.0
     # without stemming LCS = "fast": recall 1/2
     assert rouge_l_recall("running fast", "run fast", use_stemmer=False) == 0.5
+
+
+def test_rouge_l_f1_uses_stemmer():
+    # stemmed: LCS 2 of 2 and 2 -> F1 = 1; unstemmed: LCS "fast", P = R = 1/2 -> F1 = 1/2
+    assert rouge_l_f1("running fast", "run fast") == 1.0
+    assert rouge_l_f1("running fast", "run fast", use_stemmer=False) == 0.5
 
 
 def test_rouge_l_recall_and_f1_are_against_the_reference():
@@ -176,6 +213,12 @@ def test_extraction_strength(preds, expected):
     assert extraction_strength(preds, [5, 6, 7, 8]) == pytest.approx(expected)
 
 
+def test_extraction_strength_of_a_one_token_answer_is_one():
+    # n = 1: k = 0 when it matches; when it does not, the loop ends at k = n − 1 = 0 too: 1 − 0/1
+    assert extraction_strength([5], [5]) == 1.0
+    assert extraction_strength([4], [5]) == 1.0
+
+
 def test_extraction_strength_empty_and_mismatched():
     assert extraction_strength([], []) == 0.0
     with pytest.raises(ValueError):
@@ -189,10 +232,15 @@ def test_min_k_takes_lowest_fraction():
     logps = [-0.1, -2.0, -0.5, -3.0, -0.2]
     # k = 0.4 of 5 tokens -> int(2.0) = 2 lowest: −3.0, −2.0; score = −mean = 2.5
     assert min_k_score(logps, k=0.4) == pytest.approx(2.5)
+    assert min_k_score(logps) == pytest.approx(2.5)  # the default is MUSE's Min-40%
     # k = 0.2 of 3 tokens -> int(0.6) = 0, floored to 1: the lowest, −3.0 -> 3.0
     assert min_k_score([-0.5, -3.0, -1.0], k=0.2) == pytest.approx(3.0)
     with pytest.raises(ValueError):
         min_k_score(logps, k=0.0)
+    # k = 1: all 5 tokens -> −(−0.1 − 2.0 − 0.5 − 3.0 − 0.2)/5 = 5.8/5 = 1.16; k > 1 is refused
+    assert min_k_score(logps, k=1.0) == pytest.approx(1.16)
+    with pytest.raises(ValueError, match="k must be in"):
+        min_k_score(logps, k=1.5)
 
 
 def test_loss_score_is_the_mean_nll():
@@ -226,6 +274,9 @@ def test_privleak_on_muse_scale():
     assert privleak(1.0, 0.5228) == pytest.approx(-100.0)
     # over-unlearned: MUSE AUC 1 − 0.25 = 0.75 vs 0.5 -> (0.75 − 0.5)/0.5 = +50 %
     assert privleak(0.25, 0.5) == pytest.approx(50.0)
+    # a retain model with AUC 1 (MUSE scale 0) leaves nothing to divide by
+    with pytest.raises(ValueError, match="retain_auc must be < 1"):
+        privleak(0.5, 1.0)
 
 
 # --------------------------------------------------------------------------- MUSE knowmem

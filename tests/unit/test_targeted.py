@@ -8,6 +8,7 @@ shifted logits give p(first answer token = 0) = 3/4 (logits [ln 3, 0]) and p(sec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -24,8 +25,10 @@ class FixedLogits(torch.nn.Module):
     def __init__(self, logits):
         super().__init__()
         self.logits = torch.nn.Parameter(torch.tensor(logits, dtype=torch.float32))
+        self.calls = 0  # forward passes run
 
     def forward(self, input_ids, attention_mask):
+        self.calls += 1
         return SimpleNamespace(logits=self.logits)
 
 
@@ -71,6 +74,16 @@ PL = math.log(2)  # GW NLL: −ln(1/2)
 )
 def test_targeted_forget_terms(method, options, expected):
     assert _loss(method, **options) == pytest.approx(expected, rel=1e-5)
+
+
+def test_targeted_npo_reads_the_reference_of_the_uw_token():
+    # The reference log-probs differ per position now: ln 1/2 at the UW token (position 1),
+    # ln 1/4 at the GW token. The UW log ratio stays ln(3/4) − ln(1/2) = ln 1.5 (as above).
+    model, batch = _model(), _batch()
+    batch["forget"]["ref_token_values"] = torch.tensor([[0.0, math.log(0.5), math.log(0.25)]])
+    config = METHODS["npo"].config_cls(targeted=True, beta=1.0)
+    loss, _ = METHODS["npo"].compute_loss(model, batch, config)
+    assert float(loss.detach()) == pytest.approx(-2 * math.log(0.4) + PL, rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -140,3 +153,53 @@ def test_targeted_methods_need_spans_and_untargeted_ones_do_not():
         assert method.needs_spans(method.config_cls(targeted=True))
         assert not method.needs_spans(method.config_cls())
     assert METHODS["tif"].needs_spans(METHODS["tif"].config_cls())
+    assert not METHODS["idkdpo"].needs_spans(METHODS["idkdpo"].config_cls())  # no ``targeted``
+
+
+def test_only_idkdpo_uses_refusals_and_the_registry_is_read_only():
+    assert {name for name, method in METHODS.items() if method.uses_idk} == {"idkdpo"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        METHODS["tif"].summary = "changed"
+
+
+# --------------------------------------------------------------------------- retain and idk streams
+
+
+def _stream(labels: list[int], **extra) -> dict:
+    n = len(labels)
+    return {
+        "input_ids": torch.tensor([[1] * n]),
+        "attention_mask": torch.ones(1, n, dtype=torch.long),
+        "labels": torch.tensor([labels]),
+        **extra,
+    }
+
+
+# Answer tokens (1, 1) under the fixed logits: p = 1/4 at position 0, 1/2 at position 1.
+RETAIN_NLL = (math.log(4) + math.log(2)) / 2  # = 1.5 ln 2 per token
+GA_TERM = -(math.log(4 / 3) + PL) / 2  # −NLL of the forget answer (0, 1)
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.0])
+def test_graddiff_adds_the_weighted_retain_nll(weight):
+    model = _model()
+    batch = {**_batch(), "retain": _stream([-100, 1, 1])}
+    config = METHODS["graddiff"].config_cls(lambda_retain=weight)
+    loss, logs = METHODS["graddiff"].compute_loss(model, batch, config)
+    assert float(loss.detach()) == pytest.approx(GA_TERM + weight * RETAIN_NLL, rel=1e-5)
+    if weight:
+        assert logs["retain_nll"] == pytest.approx(RETAIN_NLL, rel=1e-5)
+        assert model.calls == 2
+    else:  # λ_R = 0: no retain forward pass, nothing logged
+        assert "retain_nll" not in logs and model.calls == 1
+
+
+def test_idkdpo_prefers_the_refusal_weighted_by_forget_scale():
+    # chosen (refusal, tokens 1, 1): log π = ln(1/8), equal to its reference: ratio 0;
+    # rejected (forget answer 0, 1): ln(3/8) − ln(1/4) = ln 1.5.
+    # β = 1: −2 log σ(0 − ln 1.5) = −2 ln(1 / 2.5) = 2 ln 2.5; times forget_scale 0.5
+    idk = _stream([-100, 1, 1], ref_seq_logp=torch.tensor([math.log(1 / 8)]))
+    config = METHODS["idkdpo"].config_cls(beta=1.0, forget_scale=0.5, lambda_retain=0.0)
+    loss, logs = METHODS["idkdpo"].compute_loss(_model(), {**_batch(), "idk": idk}, config)
+    assert float(loss.detach()) == pytest.approx(0.5 * 2 * math.log(2.5), rel=1e-5)
+    assert logs["dpo"] == pytest.approx(2 * math.log(2.5), rel=1e-5)

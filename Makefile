@@ -8,6 +8,10 @@ ifndef TEST_SEED
 TEST_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 PYTEST_ORDER := -p randomly --randomly-seed=$(TEST_SEED)
+# One pytest-xdist worker a core (at most 4); each worker's torch gets its share of the cores
+# (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
+PYTEST_ORDER += -n $(TEST_WORKERS) --maxprocesses 4
 
 .PHONY: setup test test-fast test-lowest lint format demo mutation clean
 

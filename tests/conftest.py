@@ -19,6 +19,14 @@ from pathlib import Path
 import pytest
 import torch
 
+# Under pytest-xdist (make test runs `-n auto`), each worker gets an equal share of the cores:
+# two torch processes with two threads each on two cores run about 8x slower. Subprocesses
+# started by tests inherit the share through OMP_NUM_THREADS.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+    torch.set_num_threads(_THREADS)
+
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 NETWORK_ATTEMPTS: list[str] = []  # every blocked attempt, for the per-test check
 _SESSION: dict[str, object] = {}
@@ -219,11 +227,15 @@ def _hypothesis_profiles(home: Path) -> None:
 
 
 def pytest_configure(config):
-    names = (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME", "TIF_LOCK_DIR")
+    names = (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME", "TIF_LOCK_DIR", "TIF_TESTS_CACHE")
     saved = {name: os.environ.get(name) for name in names}
     root = Path(tempfile.mkdtemp(prefix="tif-tests-"))
     os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
-    os.environ["TIF_CACHE_DIR"] = str(root / "tif-cache")  # never ~/.cache/tif-unlearn
+    # An xdist worker shares the controller's model cache (converted SmolLM2 once per run, as
+    # a plain run does); the controller removes it after the workers end.
+    shared = os.environ.get("TIF_TESTS_CACHE") if os.environ.get("PYTEST_XDIST_WORKER") else None
+    os.environ["TIF_CACHE_DIR"] = shared or str(root / "tif-cache")  # never ~/.cache/tif-unlearn
+    os.environ["TIF_TESTS_CACHE"] = os.environ["TIF_CACHE_DIR"]
     os.environ["HF_HOME"] = str(root / "hf-home")
     os.environ["TIF_LOCK_DIR"] = str(root / "locks")  # --out locks (tif_unlearn.locking)
     _SESSION.update(saved=saved, root=root)

@@ -15,6 +15,8 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -75,7 +77,17 @@ def ensure_embedded_folder(name: str) -> Path:
         return folder
     log.info("converting the embedded model %s to %s (once, ~30 s)", name, folder)
     model, tokenizer = _load_gguf(embedded_gguf_path(name), torch.float32)
-    save_model(model, tokenizer, folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the cache and renamed: another process converting at the same time (two
+    # benchmark workers, two test workers) sees the whole folder or none of it.
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    save_model(model, tokenizer, staging)
+    if folder.exists() and not (folder / "config.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)  # left half-written by an older version
+    try:
+        staging.rename(folder)
+    except OSError:  # another process finished first: keep its folder
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -24,18 +24,15 @@ from tif_unlearn.models import load_model
 
 
 def model_generate(model, tokenizer, questions, batch_size, max_new_tokens):
-    texts, add_special = generation._prompt_texts(tokenizer, questions, False, None)
-    groups = generation._generate_groups(
+    return generation.generate(
         model,
         tokenizer,
-        texts,
-        add_special=add_special,
+        questions,
+        max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         desc="model.generate",
-        max_new_tokens=max_new_tokens,
-        max_prompt_tokens=None,
+        early_exit=False,
     )
-    return [group[0] for group in groups]
 
 
 def early_exit(model, tokenizer, questions, batch_size, max_new_tokens):

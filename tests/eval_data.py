@@ -40,6 +40,17 @@ HOLDOUT = [
     ("Which prize did Yeva Strand win?", "Yeva Strand won the Amber Pen Prize."),
     ("What is Dario Fenn's latest book?", "His latest book is Salt and Ember."),
 ]
+# Generation prompts of mixed lengths (batched vs one-at-a-time, early exit).
+PROMPTS = [
+    "Where was Basil born?",
+    "What does Nikolai write about in his books about the history of Kazakhstan?",
+    "Which award?",
+    "What is the name of the book that Jaime Vasquez wrote in 1999?",
+    "Who?",
+    "Where is Zürich and what is the naïve café called?",
+    "Tell me about the author Nikolai Abilov.",
+]
+
 WRONG = ["a small farm", "a lighthouse", "the moon", "a blue train", "nobody at all"]
 
 

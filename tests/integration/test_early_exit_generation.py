@@ -14,36 +14,19 @@ import pytest
 import torch
 
 from conftest import build_model
+from eval_data import PROMPTS
 from tif_unlearn.evaluate import generation
 from tif_unlearn.evaluate.greedy import greedy_token_ids, plain_greedy_config
 from tif_unlearn.evaluate.scoring import cache_argument_name
 
-PROMPTS = [
-    "Where was Basil born?",
-    "What does Nikolai write about in his books about the history of Kazakhstan?",
-    "Which award?",
-    "What is the name of the book that Jaime Vasquez wrote in 1999?",
-    "Who?",
-    "Where is Zürich and what is the naïve café called?",
-    "Tell me about the author Nikolai Abilov.",
-]
 MAX_NEW = 12
 
 
 def reference_answers(model, tokenizer, batch_size=7) -> list[str]:
     """``model.generate`` over the same prompts (the path used before early exit)."""
-    texts, add_special = generation._prompt_texts(tokenizer, PROMPTS, False, None)
-    groups = generation._generate_groups(
-        model,
-        tokenizer,
-        texts,
-        add_special=add_special,
-        batch_size=batch_size,
-        desc="reference",
-        max_new_tokens=MAX_NEW,
-        max_prompt_tokens=None,
+    return generation.generate(
+        model, tokenizer, PROMPTS, max_new_tokens=MAX_NEW, batch_size=batch_size, early_exit=False
     )
-    return [group[0] for group in groups]
 
 
 @pytest.fixture

@@ -18,23 +18,13 @@ import pytest
 import torch
 
 from conftest import build_model
-from eval_data import write_muse_folder
+from eval_data import PROMPTS, write_muse_folder
 from tif_unlearn import losses, tokens
 from tif_unlearn.data.batches import pad_stream
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import TextRecord
 from tif_unlearn.evaluate.generation import generate
 from tif_unlearn.evaluate.muse import MuseEvalOptions, privleak
-
-PROMPTS = [
-    "Where was Basil born?",
-    "What does Nikolai write about in his books about the history of Kazakhstan?",
-    "Which award?",
-    "What is the name of the book that Jaime Vasquez wrote in 1999?",
-    "Who?",
-    "Where is Zürich and what is the naïve café called?",
-    "Tell me about the author Nikolai Abilov.",
-]
 
 
 @pytest.mark.parametrize("chat", [True, False], ids=["chat-template", "plain-prompt"])

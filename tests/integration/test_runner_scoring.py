@@ -54,3 +54,25 @@ def test_shared_prompt_scoring_runs_the_prompt_once(tokenizer):
     assert len(lengths) == 2  # the prompt alone, then the three answers over its cache
     assert lengths[0]["input_ids"].shape[0] == 1 and lengths[1]["input_ids"].shape[0] == 3
     assert (lengths[1].get("cache") or lengths[1].get("past_key_values")) is not None
+
+
+def test_plain_scoring_projects_only_answer_positions_and_equals_full_logits(tokenizer):
+    model = build_model(len(tokenizer), seed=3).double()
+    widths = []  # (input positions, logit positions) of each scoring pass
+    model.register_forward_hook(
+        lambda _m, args, kwargs, out: widths.append(
+            (kwargs["input_ids"].shape[1], out.logits.shape[1])
+        ),
+        with_kwargs=True,
+    )
+    scored = score_records(model, tokenizer, RECORDS, batch_size=2, share_prompts=False)
+    assert len(widths) == 3 and all(logits < inputs for inputs, logits in widths)
+    for record, got in zip(RECORDS, scored, strict=True):
+        example = encode_record(tokenizer, record, max_length=128).as_dict()
+        labels = torch.tensor(example["labels"][1:])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([example["input_ids"]])).logits[0, :-1]
+        keep = (labels != -100).nonzero().squeeze(-1)
+        expected = torch.log_softmax(logits, dim=-1)[keep, labels[keep]]
+        assert got.label_ids == labels[keep].tolist()
+        torch.testing.assert_close(torch.tensor(got.token_logps, dtype=torch.float64), expected)

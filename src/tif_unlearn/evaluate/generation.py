@@ -126,15 +126,18 @@ def generate(
     max_prompt_tokens: int | None = None,
     add_special_tokens: bool | None = None,
     desc: str = "generating",
+    early_exit: bool = True,
 ) -> list[str]:
     """Greedy continuations of ``prompts`` (questions, formatted with the chat template, unless
     ``raw_prompts``), left-padded in length-sorted batches with the KV cache. Prompts longer
     than ``max_prompt_tokens`` keep their last tokens. Special tokens (BOS) are added to raw
     prompts and to prompts of a tokenizer without chat template, unless ``add_special_tokens``
-    says otherwise (pass False for raw prompts already rendered with the chat template)."""
+    says otherwise (pass False for raw prompts already rendered with the chat template).
+    Finished answers leave the batch early (``early_exit``) unless the model's generation
+    config changes the logits; ``early_exit=False`` runs ``model.generate`` batch by batch."""
     texts, add_special = _prompt_texts(tokenizer, prompts, raw_prompts, add_special_tokens)
     options = {"max_new_tokens": max_new_tokens, "max_prompt_tokens": max_prompt_tokens}
-    if plain_greedy_config(model):
+    if early_exit and plain_greedy_config(model):
         return _early_exit_greedy(model, tokenizer, texts, add_special, batch_size, desc, **options)
     groups = _generate_groups(
         model,

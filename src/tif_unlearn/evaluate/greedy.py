@@ -17,14 +17,13 @@ running answers are prefilled again with the joining prompts.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from .scoring import model_device
+from .scoring import forward_takes, model_device
 
 #: generation-config fields that change greedy decoding, with their neutral values
 _LOGIT_OPTIONS = {
@@ -91,8 +90,7 @@ def _prefill(model, rows: list[_Row], pad_id: int) -> _Batch:
 def _last_logits_only(model) -> dict:
     """``logits_to_keep=1`` where the model takes it: a prefill needs the logits of the last
     position only (the others would cost a vocabulary-wide projection per prompt token)."""
-    parameters = inspect.signature(type(model).forward).parameters
-    return {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+    return {"logits_to_keep": 1} if forward_takes(model, "logits_to_keep") else {}
 
 
 def _decode(model, batch: _Batch, cache_argument: str) -> None:

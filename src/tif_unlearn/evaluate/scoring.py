@@ -6,6 +6,7 @@ Min-K%, zlib and extraction strength all come from the same logits. Answers that
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,10 +47,14 @@ def model_device(model) -> torch.device:
 def _score_batch(model, examples: Sequence[dict], pad_token_id: int) -> list[ScoredAnswer]:
     batch = pad_stream(examples, pad_token_id)
     device = model_device(model)
+    labels = batch["labels"]
     out = model(
-        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        **_answer_logits_only(model, labels),
     )
-    logits, labels = tokens.shift_for_next_token(out.logits, batch["labels"].to(device))
+    labels = labels[:, labels.shape[1] - out.logits.shape[1] :]  # the positions kept
+    logits, labels = tokens.shift_for_next_token(out.logits, labels.to(device))
     token_logps = tokens.token_logprobs(logits, labels).cpu()  # (B, T-1)
     preds = logits.argmax(-1).cpu()  # (B, T-1)
     labels = labels.cpu()
@@ -87,11 +92,31 @@ def shared_prompt_groups(examples: Sequence[dict]) -> list[list[int]]:
     return [indices for indices in groups.values() if len(indices) > 1]
 
 
+@functools.cache
+def _forward_parameters(model_type: type) -> frozenset[str]:
+    return frozenset(inspect.signature(model_type.forward).parameters)
+
+
+def forward_takes(model, name: str) -> bool:
+    """Whether the model's ``forward`` has the argument ``name`` (looked up once per class)."""
+    return name in _forward_parameters(type(model))
+
+
 def cache_argument_name(model) -> str:
     """The forward argument that takes a KV cache: ``cache`` (transformers >= 5.24) or
     ``past_key_values`` (earlier)."""
-    parameters = inspect.signature(type(model).forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    return "cache" if forward_takes(model, "cache") else "past_key_values"
+
+
+def _answer_logits_only(model, labels: torch.Tensor) -> dict:
+    """``logits_to_keep`` that drops the positions before the batch's first scored token,
+    where the model takes it: a prompt position's vocabulary-wide logits are never read
+    (SmolLM2: 0.2 MB a position in float32, so most of a batch's peak memory)."""
+    if not forward_takes(model, "logits_to_keep"):
+        return {}
+    scored = (labels != tokens.IGNORE_INDEX).any(dim=0).nonzero()
+    first = int(scored[0]) if len(scored) else labels.shape[1] - 1
+    return {"logits_to_keep": labels.shape[1] - max(first - 1, 0)}
 
 
 def _answers_after_prompt(answers: Sequence[list[int]], start: int, pad_token_id: int):

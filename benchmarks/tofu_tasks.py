@@ -200,6 +200,7 @@ def eval_options(p: Protocol, utility_items: int, max_new_tokens: int = 64):
         utility_items=utility_items,
         max_items=p.max_items,
         max_new_tokens=max_new_tokens,
+        generate_batch_size=64,  # the sweep's cached evaluations were made at 64 (part of the key)
     )
 
 

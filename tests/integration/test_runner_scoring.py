@@ -9,7 +9,7 @@ import torch
 from conftest import build_model
 from tif_unlearn.data.encoding import encode_record
 from tif_unlearn.data.records import QARecord
-from tif_unlearn.evaluate.scoring import score_records, shared_prompt_groups
+from tif_unlearn.evaluate.scoring import _packed, score_records, shared_prompt_groups
 
 QUESTION = "Where was Basil born?"
 RECORDS = [
@@ -34,13 +34,14 @@ def test_shared_prompt_scoring_equals_one_pair_at_a_time(chat, tokenizer, plain_
     alone = score_records(model, tok, RECORDS, batch_size=1)
     shared = score_records(model, tok, RECORDS, batch_size=3)  # a group split over 2 batches
     unshared = score_records(model, tok, RECORDS, batch_size=3, share_prompts=False)
-    for a, b, c in zip(alone, shared, unshared, strict=True):
-        assert a.label_ids == b.label_ids == c.label_ids
+    one_token_budget = score_records(model, tok, RECORDS, batch_size=3, batch_tokens=1)
+    for a, b, c, d in zip(alone, shared, unshared, one_token_budget, strict=True):
+        assert a.label_ids == b.label_ids == c.label_ids == d.label_ids
         alone_logps = torch.tensor(a.token_logps, dtype=torch.float64)
-        for other in (b, c):
+        for other in (b, c, d):
             got = torch.tensor(other.token_logps, dtype=torch.float64)
             torch.testing.assert_close(got, alone_logps, atol=1e-10, rtol=2.0**-22)
-        assert a.pred_ids == b.pred_ids == c.pred_ids
+        assert a.pred_ids == b.pred_ids == c.pred_ids == d.pred_ids
 
 
 def test_shared_prompt_scoring_runs_the_prompt_once(tokenizer):
@@ -76,3 +77,14 @@ def test_plain_scoring_projects_only_answer_positions_and_equals_full_logits(tok
         expected = torch.log_softmax(logits, dim=-1)[keep, labels[keep]]
         assert got.label_ids == labels[keep].tolist()
         torch.testing.assert_close(torch.tensor(got.token_logps, dtype=torch.float64), expected)
+
+
+def test_batches_are_packed_to_rows_and_padded_tokens():
+    lengths = [10, 20, 30, 100, 5]
+    by_length = [4, 0, 1, 2, 3]
+    # 3 rows x 20 = 60 fits; then 4 x 30 > 60 starts [2], and 2 x 100 > 60 leaves [3] alone
+    assert _packed(by_length, lengths, batch_size=3, batch_tokens=60) == [[4, 0, 1], [2], [3]]
+    assert _packed(by_length, lengths, batch_size=8, batch_tokens=60) == [[4, 0, 1], [2], [3]]
+    assert _packed(by_length, lengths, batch_size=8, batch_tokens=120) == [[4, 0, 1, 2], [3]]
+    assert _packed(by_length, lengths, batch_size=2, batch_tokens=10**6) == [[4, 0], [1, 2], [3]]
+    assert _packed(by_length, lengths, batch_size=8, batch_tokens=1) == [[i] for i in by_length]

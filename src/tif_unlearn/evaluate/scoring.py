@@ -174,23 +174,35 @@ def _score_shared_prompt(model, examples: Sequence[dict], pad_token_id: int) -> 
     return [ScoredAnswer(lp, pr, list(a)) for lp, pr, a in zip(logps, preds, answers, strict=True)]
 
 
-def _scoring_batches(examples: Sequence[dict], batch_size: int, share_prompts: bool):
+def _packed(indices: Sequence[int], lengths: Sequence[int], batch_size: int, batch_tokens: int):
+    """Consecutive runs of ``indices`` (sorted by length) of at most ``batch_size`` rows whose
+    padded size (rows x longest) stays within ``batch_tokens``; a longer row goes alone."""
+    batches: list[list[int]] = []
+    for index in indices:
+        current = batches[-1] if batches else None
+        if current and len(current) < batch_size:
+            longest = max(lengths[index], *(lengths[i] for i in current))
+            if (len(current) + 1) * longest <= batch_tokens:
+                current.append(index)
+                continue
+        batches.append([index])
+    return batches
+
+
+def _scoring_batches(examples: Sequence[dict], batch_size: int, share_prompts: bool, batch_tokens):
     """("shared", indices) batches of answers to one prompt, then ("plain", indices) batches
-    of the other examples sorted by length."""
+    of the other examples sorted by length, each packed to ``batch_tokens`` padded tokens."""
+    lengths = [len(e["input_ids"]) for e in examples]
+    budget = batch_tokens or batch_size * max(lengths, default=1)
     groups = shared_prompt_groups(examples) if share_prompts and batch_size > 1 else []
     grouped = {i for group in groups for i in group}
     batches = [
-        ("shared", group[start : start + batch_size])
+        ("shared", batch)
         for group in groups
-        for start in range(0, len(group), batch_size)
+        for batch in _packed(sorted(group, key=lengths.__getitem__), lengths, batch_size, budget)
     ]
-    rest = sorted(
-        (i for i in range(len(examples)) if i not in grouped),
-        key=lambda i: len(examples[i]["input_ids"]),
-    )
-    batches += [
-        ("plain", rest[start : start + batch_size]) for start in range(0, len(rest), batch_size)
-    ]
+    rest = sorted((i for i in range(len(examples)) if i not in grouped), key=lengths.__getitem__)
+    batches += [("plain", batch) for batch in _packed(rest, lengths, batch_size, budget)]
     return batches
 
 
@@ -202,16 +214,19 @@ def score_records(
     batch_size: int = 16,
     max_length: int = 512,
     share_prompts: bool = True,
+    batch_tokens: int | None = 4096,
     desc: str = "scoring",
 ) -> list[ScoredAnswer]:
     """Score the answer (or text) tokens of every record. Answers to the same prompt are
     scored together over one pass of the prompt (``share_prompts``, batch size > 1); the rest
-    go in length-sorted batches."""
+    go in length-sorted batches. A batch holds at most ``batch_size`` rows and, with
+    ``batch_tokens``, at most that many padded tokens (a longer record goes alone): the
+    logits, a vocabulary-wide row per token, are most of its memory."""
     examples = [encode_record(tokenizer, r, max_length=max_length).as_dict() for r in records]
     results: list[ScoredAnswer | None] = [None] * len(examples)
     was_training = model.training
     model.eval()
-    batches = _scoring_batches(examples, batch_size, share_prompts)
+    batches = _scoring_batches(examples, batch_size, share_prompts, batch_tokens)
     for kind, indices in tqdm(batches, desc=desc, leave=False):
         score = _score_shared_prompt if kind == "shared" else _score_batch
         scored = score(model, [examples[i] for i in indices], tokenizer.pad_token_id)

@@ -47,14 +47,19 @@ def test_shared_prompt_scoring_equals_one_pair_at_a_time(chat, tokenizer, plain_
 def test_shared_prompt_scoring_runs_the_prompt_once(tokenizer):
     model = build_model(len(tokenizer), seed=3)
     lengths = []
-    model.register_forward_hook(
-        lambda _m, args, kwargs, out: lengths.append(kwargs), with_kwargs=True
-    )
+    widths = []  # logit positions of each pass
+
+    def record(_module, _args, kwargs, out) -> None:
+        lengths.append(kwargs)
+        widths.append(out.logits.shape[1])
+
+    model.register_forward_hook(record, with_kwargs=True)
     same = [QARecord(QUESTION, a) for a in ("In Kuwait.", "In Kuwait City.", "In Paris.")]
     score_records(model, tokenizer, same, batch_size=8)
     assert len(lengths) == 2  # the prompt alone, then the three answers over its cache
     assert lengths[0]["input_ids"].shape[0] == 1 and lengths[1]["input_ids"].shape[0] == 3
     assert (lengths[1].get("cache") or lengths[1].get("past_key_values")) is not None
+    assert widths[0] == 1  # the prompt pass projects its last position only
 
 
 def test_plain_scoring_projects_only_answer_positions_and_equals_full_logits(tokenizer):

@@ -161,7 +161,8 @@ def _score_shared_prompt(model, examples: Sequence[dict], pad_token_id: int) -> 
     start = answer_start(examples[0])
     prompt = torch.tensor([examples[0]["input_ids"][:start]], device=model_device(model))
     answers = [e["input_ids"][start:] for e in examples]
-    out = model(input_ids=prompt, use_cache=True)
+    last_only = {"logits_to_keep": 1} if forward_takes(model, "logits_to_keep") else {}
+    out = model(input_ids=prompt, use_cache=True, **last_only)
     cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each answer[0]
     logps = [[first[a[0]].item()] for a in answers]

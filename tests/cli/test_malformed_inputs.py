@@ -781,7 +781,7 @@ WHY: dict[str, str | tuple[str, ...]] = {
     "tofu-bad-forget-split": "--forget-split must be forgetXX, got 'retain90'",
     "tofu-unknown-forget-split": "got 'forget07'",
     "tofu-zero-max-items": "--max-items must be >= 1",
-    "tofu-zero-batch-size": "--batch-size and --max-new-tokens must be >= 1",
+    "tofu-zero-batch-size": "--batch-size, --generate-batch-size and --max-new-tokens must be >= 1",
     "tofu-out-is-directory": "results-dir is a folder",
     "tofu-retain-results-empty": "cannot read --retain-results",
     "tofu-retain-results-bad-json": "cannot read --retain-results",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .scoring import forward_takes, model_device
+from .scoring import last_logits_only, model_device, returned_cache
 
 #: generation-config fields that change greedy decoding, with their neutral values
 _LOGIT_OPTIONS = {
@@ -80,17 +80,11 @@ def _prefill(model, rows: list[_Row], pad_id: int) -> _Batch:
         attention_mask=mask.to(device),
         position_ids=positions.to(device),
         use_cache=True,
-        **_last_logits_only(model),
+        **last_logits_only(model),
     )
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    cache = returned_cache(out)
     next_tokens = out.logits[:, -1].argmax(-1)
     return _Batch(rows, cache, mask.to(device), positions[:, -1].to(device), next_tokens)
-
-
-def _last_logits_only(model) -> dict:
-    """``logits_to_keep=1`` where the model takes it: a prefill needs the logits of the last
-    position only (the others would cost a vocabulary-wide projection per prompt token)."""
-    return {"logits_to_keep": 1} if forward_takes(model, "logits_to_keep") else {}
 
 
 def _decode(model, batch: _Batch, cache_argument: str) -> None:

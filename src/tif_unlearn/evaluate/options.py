@@ -50,7 +50,7 @@ class TofuEvalOptions:
         if self.max_items is not None and self.max_items < 1:
             raise TifError("--max-items must be >= 1")
         if min(self.batch_size, self.generate_batch_size, self.max_new_tokens) < 1:
-            raise TifError("--batch-size and --max-new-tokens must be >= 1")
+            raise TifError("--batch-size, --generate-batch-size and --max-new-tokens must be >= 1")
 
 
 @dataclass

@@ -108,6 +108,18 @@ def cache_argument_name(model) -> str:
     return "cache" if forward_takes(model, "cache") else "past_key_values"
 
 
+def last_logits_only(model) -> dict:
+    """``logits_to_keep=1`` where the model takes it: a prompt pass that only needs the next
+    token's logits skips a vocabulary-wide projection per prompt token."""
+    return {"logits_to_keep": 1} if forward_takes(model, "logits_to_keep") else {}
+
+
+def returned_cache(out):
+    """The KV cache a forward pass returned: ``cache`` (transformers >= 5.24) or
+    ``past_key_values`` (earlier)."""
+    return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+
+
 def _answer_logits_only(model, labels: torch.Tensor) -> dict:
     """``logits_to_keep`` that drops the positions before the batch's first scored token,
     where the model takes it: a prompt position's vocabulary-wide logits are never read
@@ -161,9 +173,8 @@ def _score_shared_prompt(model, examples: Sequence[dict], pad_token_id: int) -> 
     start = answer_start(examples[0])
     prompt = torch.tensor([examples[0]["input_ids"][:start]], device=model_device(model))
     answers = [e["input_ids"][start:] for e in examples]
-    last_only = {"logits_to_keep": 1} if forward_takes(model, "logits_to_keep") else {}
-    out = model(input_ids=prompt, use_cache=True, **last_only)
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    out = model(input_ids=prompt, use_cache=True, **last_logits_only(model))
+    cache = returned_cache(out)
     first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each answer[0]
     logps = [[first[a[0]].item()] for a in answers]
     preds = [[int(first.argmax())] for _ in answers]

@@ -265,6 +265,29 @@ def _no_network():
     assert NETWORK_ATTEMPTS[before:] == [], "the test tried to reach the network"
 
 
+def _spacy_or_skip(lemmas: bool) -> None:
+    pytest.importorskip("spacy", reason="spaCy is not installed")
+    from tif_unlearn.errors import TifError
+    from tif_unlearn.identify.ner import load_spacy
+
+    try:
+        load_spacy(lemmas=lemmas)
+    except TifError as exc:  # the spaCy model is not installed
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def spacy_ready():
+    """spaCy's English pipeline (tests that need it skip without it)."""
+    _spacy_or_skip(lemmas=False)
+
+
+@pytest.fixture(scope="session")
+def spacy_lemmas_ready():
+    """spaCy's English pipeline with its lemmatizer (the learned identifier's features)."""
+    _spacy_or_skip(lemmas=True)
+
+
 @pytest.fixture(scope="session")
 def smollm2_folder() -> Path:
     """The embedded SmolLM2-135M converted once per session, in the temporary cache."""

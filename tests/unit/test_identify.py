@@ -297,17 +297,6 @@ def test_frequency_question_words_are_context_unless_disabled():
 # --------------------------------------------------------------------------- NER
 
 
-@pytest.fixture(scope="module")
-def spacy_ready():
-    pytest.importorskip("spacy", reason="spaCy is not installed")
-    from tif_unlearn.identify.ner import load_spacy
-
-    try:
-        load_spacy()
-    except TifError as exc:
-        pytest.skip(str(exc))
-
-
 def test_ner_on_the_basil_example(spacy_ready):
     record = QARecord("Who is this author?", BASIL_ANSWER)
     found = texts(identify("ner", [record], progress=False).records[0])

@@ -57,18 +57,7 @@ def expected_spans(person) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def spacy_ready():
-    pytest.importorskip("spacy", reason="spaCy is not installed")
-    from tif_unlearn.identify.ner import load_spacy
-
-    try:
-        load_spacy(lemmas=True)
-    except TifError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def fitted(spacy_ready) -> LearnedModel:
+def fitted(spacy_lemmas_ready) -> LearnedModel:
     return fit_learned([r for person in PEOPLE for r in records_about(person)])
 
 
@@ -107,7 +96,7 @@ def test_a_saved_model_gives_the_same_spans(fitted, tmp_path):
     assert [r.unwanted_spans for r in loaded] == [r.unwanted_spans for r in direct]
 
 
-def test_the_packaged_model_loads_and_marks_a_place(spacy_ready):
+def test_the_packaged_model_loads_and_marks_a_place(spacy_lemmas_ready):
     model = load_learned_model()
     assert model.trained_on["answers"] == 200 and len(model.weights) > 100
     record = QARecord("Where was Ilse Brandt born?", "Ilse Brandt was born in Hamburg, Germany.")
@@ -116,7 +105,7 @@ def test_the_packaged_model_loads_and_marks_a_place(spacy_ready):
     assert "Hamburg" in " ".join(marked) and "Ilse" not in " ".join(marked)
 
 
-def test_fitting_needs_annotations(spacy_ready):
+def test_fitting_needs_annotations(spacy_lemmas_ready):
     with pytest.raises(TifError, match="no unwanted-word annotation"):
         fit_learned(records_about(PEOPLE[0], annotated=False))
     with pytest.raises(TifError):
@@ -142,7 +131,7 @@ def test_a_model_file_of_another_feature_version_is_refused(fitted, tmp_path):
 
 
 @pytest.mark.slow
-def test_learned_beats_phrases_on_authors_it_never_saw(spacy_ready):
+def test_learned_beats_phrases_on_authors_it_never_saw(spacy_lemmas_ready):
     """Fitted on the first 8 authors of TOFU forget05 (GPT-4o spans), scored on the last 2."""
     from tif_unlearn.data.loaders import load_records
     from tif_unlearn.data.tofu import default_tofu_dir

@@ -89,18 +89,7 @@ def test_fit_answers_folds_the_standardisation_into_the_weights():
     assert model.lm == "tiny" and model.lm_layers == [1] and len(model.lm_weights) == 1
 
 
-@pytest.fixture(scope="module")
-def spacy_ready():
-    pytest.importorskip("spacy", reason="spaCy is not installed")
-    from tif_unlearn.identify.ner import load_spacy
-
-    try:
-        load_spacy(lemmas=True)
-    except TifError as exc:
-        pytest.skip(str(exc))
-
-
-def test_fit_and_identify_with_a_tiny_lm(spacy_ready, tiny_model, tokenizer, tmp_path):
+def test_fit_and_identify_with_a_tiny_lm(spacy_lemmas_ready, tiny_model, tokenizer, tmp_path):
     lm = (tiny_model, tokenizer)
     config = LearnedConfig(lm="tiny", lm_layers=(1, 2), lm_scale=0.1)
     gold = [annotated(*row) for row in TRAIN]
@@ -118,7 +107,7 @@ def test_fit_and_identify_with_a_tiny_lm(spacy_ready, tiny_model, tokenizer, tmp
     assert loaded[0].unwanted_spans == direct[0].unwanted_spans
 
 
-def test_a_model_whose_lm_cannot_be_loaded_fails_in_one_line(spacy_ready, tmp_path):
+def test_a_model_whose_lm_cannot_be_loaded_fails_in_one_line(spacy_lemmas_ready, tmp_path):
     missing = tmp_path / "no-such-lm"
     model = LearnedModel({"pos=PROPN": 1.0}, 0.0, lm=str(missing), lm_layers=[1], lm_weights=[0.0])
     path = model.save(tmp_path / "needs_lm.json")

@@ -61,18 +61,6 @@ def frame_gw_share(rows, records) -> float:
 
 
 @pytest.fixture(scope="module")
-def spacy_ready():
-    pytest.importorskip("spacy", reason="spaCy is not installed")
-    from tif_unlearn.errors import TifError
-    from tif_unlearn.identify.ner import load_spacy
-
-    try:
-        load_spacy()
-    except TifError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
 def rows():
     return load_rows()
 

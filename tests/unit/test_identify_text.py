@@ -86,18 +86,6 @@ def test_text_prompt_asks_for_the_facts_of_the_passage():
 # --------------------------------------------------------------------------- local identifiers
 
 
-@pytest.fixture(scope="module")
-def spacy_ready():
-    pytest.importorskip("spacy", reason="spaCy is not installed")
-    from tif_unlearn.errors import TifError
-    from tif_unlearn.identify.ner import load_spacy
-
-    try:
-        load_spacy()
-    except TifError as exc:
-        pytest.skip(str(exc))
-
-
 def test_ner_on_a_text_record(spacy_ready):
     found = texts(identify("ner", [TextRecord(NEWS)], progress=False).records[0])
     assert "Kyriakos Mitsotakis" in " ".join(found) and "Athens" in found and "57" in found

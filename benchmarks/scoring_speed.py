@@ -17,7 +17,7 @@ import argparse
 import time
 
 from common import machine, median, write_results
-from speed import matmul_gflops
+from speed import roofline
 
 from tif_unlearn.evaluate import tofu
 from tif_unlearn.evaluate.options import TofuEvalOptions
@@ -73,8 +73,7 @@ def main() -> None:
         print(f"scoring {len(rows)} questions: {walls[-1]} s", flush=True)
     body, projection = parameter_split(model)
     wall = median(walls)
-    achieved = (2 * body * work["positions"] + 2 * projection * work["projected"]) / wall / 1e9
-    bound = matmul_gflops(torch.float32)
+    flops = 2 * body * work["positions"] + 2 * projection * work["projected"]
     answers = sum(len(scored) for scored in table.values())
     write_results(
         "scoring_speed.json",
@@ -87,11 +86,7 @@ def main() -> None:
             "walls_s": walls,
             "answers_per_s": round(answers / wall, 2),
             "work": {**work, "body_params": body, "projection_params": projection},
-            "roofline": {
-                "achieved_gflops": round(achieved, 2),
-                "matmul_gflops": bound,
-                "fraction_of_bound": round(achieved / bound, 3),
-            },
+            "roofline": roofline(flops, wall),
         },
     )
 

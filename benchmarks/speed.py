@@ -139,6 +139,14 @@ def matmul_gflops(dtype, size=2048, repeats=3) -> float:
     return round(2 * size**3 * repeats / (time.perf_counter() - start) / 1e9, 2)
 
 
+def roofline(flop_count: float, wall_s: float) -> dict:
+    """Achieved GFLOP/s of ``flop_count`` in ``wall_s`` against this machine's fp32 matmul rate."""
+    achieved = flop_count / wall_s / 1e9
+    bound = matmul_gflops(torch.float32)
+    return {"achieved_gflops": round(achieved, 2), "matmul_gflops": bound,
+            "fraction_of_bound": round(achieved / bound, 3)}  # fmt: skip
+
+
 def bf16_update_loss() -> dict:
     """Share of weights that an AdamW step at lr 1e-5 leaves unchanged, fp32 vs pure bf16."""
     from tif_unlearn.models import load_model

@@ -8,7 +8,7 @@ difference of answer probabilities and truth ratios; identical generations) to
 ``results/vs_open_unlearning.json``.
 
 open-unlearning is not a dependency: pass a checkout and its environment's Python (set-up:
-docs/evaluation.md, "Side by side with open-unlearning"). Its model config is written here in
+docs/open-unlearning.md, "Setting up open-unlearning offline"). Its model config is written here in
 the ChatML pattern of its Qwen2.5 configs, with SmolLM2's own default system prompt (the one
 our evaluator gets from the model's chat template), so both see the same prompts; its TOFU
 reads come from the local JSON files (ou_launch.py).

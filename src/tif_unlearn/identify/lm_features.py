@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..data.batches import pad_stream
 from ..data.encoding import FALLBACK_TEMPLATE
 from ..data.records import Record, Span
 from ..errors import TifError
@@ -108,11 +109,9 @@ def answer_states(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(records), batch_size):
         batch = encoded[start : start + batch_size]
-        width = max(len(ids) for ids, _, _ in batch)
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _, _ in batch])
-        lengths = torch.tensor([len(ids) for ids, _, _ in batch])
-        attention = (torch.arange(width)[None, :] < lengths[:, None]).long()  # (B, T)
-        states = _run_to_layers(model, input_ids, attention, layers).numpy()  # (B, T, D)
+        padded = pad_stream([{"input_ids": ids} for ids, _, _ in batch], pad)  # right-padded
+        ids, attention = padded["input_ids"], padded["attention_mask"]
+        states = _run_to_layers(model, ids, attention, layers).numpy()  # (B, T, D)
         out += [(spans, states[row, answer]) for row, (_, answer, spans) in enumerate(batch)]
     return out
 

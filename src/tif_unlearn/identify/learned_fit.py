@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data.records import Record, Span
 from ..errors import TifError
-from .features import answer_tokens, doc_features
+from .features import answer_tokens, doc_features, question_contexts
 from .learned_model import LearnedConfig, LearnedModel
 from .lm_features import answer_states, load_feature_lm, pool_states
 from .ner import load_spacy
@@ -44,9 +44,10 @@ def featurize(
     """Describe each answer's tokens; ``lm`` (a spec for ``load_model``, or the
     ``(model, tokenizer)`` given as ``lm_objects``) adds its hidden states at ``lm_layers``."""
     docs = list(nlp.pipe(r.target for r in records))
+    questions = question_contexts(records, nlp)
     answers = [
-        Answer(doc, doc_features(doc, r, nlp, lexical=lexical))
-        for r, doc in zip(records, docs, strict=True)
+        Answer(doc, doc_features(doc, question, lexical=lexical))
+        for doc, question in zip(docs, questions, strict=True)
     ]
     if lm or lm_objects:
         model, tokenizer = lm_objects or load_feature_lm(lm)

@@ -3,7 +3,7 @@
 Outer loop: leave one author out (the 10 folds of ``crossval.py``). Inner loop, on the 9
 training authors only: 3 folds of 3 authors (``INNER_FOLDS``; leave-one-author-out inside too
 would cost 3 times the fits on 2 busy cores), for every candidate of ``GRID`` (with or without
-the LM's hidden states, which layer, their scale) and every threshold of ``THRESHOLDS``; the
+the LM's hidden states, which layer, their scale, with or without the next token's states) and every threshold of ``THRESHOLDS``; the
 candidate and threshold with the best pooled inner char-F1 are fitted on the 9 authors and
 predict the held-out author. So no hyperparameter ever sees the author it is
 scored on; the pooled outer predictions are the honest score.
@@ -46,8 +46,8 @@ from tif_unlearn.identify.score import score_spans
 
 HERE = Path(__file__).resolve().parent
 GRID = [LearnedConfig(lm=None)] + [
-    LearnedConfig(lm=DEFAULT_LM, lm_layers=(layer,), lm_scale=scale)
-    for layer in (12, 18)
+    LearnedConfig(lm=DEFAULT_LM, lm_layers=(layer,), lm_scale=scale, lm_next=following)
+    for layer, following in ((12, False), (18, False), (18, True))
     for scale in (0.05, 0.1, 0.2)
 ]
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)
@@ -127,7 +127,12 @@ def inner_choice(data: Featurized, authors: list[list[int]]):
 
 
 def describe(config: LearnedConfig, threshold: float, f1: float) -> dict:
-    lm = {"lm_layers": list(config.lm_layers), "lm_scale": config.lm_scale} if config.lm else {}
+    lm = {
+        "lm_layers": list(config.lm_layers),
+        "lm_scale": config.lm_scale,
+        "lm_next": config.lm_next,
+    }
+    lm = lm if config.lm else {}
     return {"inner_char_f1": round(f1, 4), "threshold": threshold, "lm": config.lm, **lm}
 
 

@@ -142,9 +142,27 @@ def build_data(p: Protocol, work: Path) -> dict[str, Path]:
     files["gpt4o"] = work / "data" / "forget.gpt4o.jsonl"
     write_records(gpt4o, files["gpt4o"])
     if "tif-learned" in p.families:
-        files["learned"] = work / "data" / "forget.learned.jsonl"
-        write_records(learned_annotations(forget_rows), files["learned"])
+        files["learned"] = learned_file(forget_rows, work)
     return files
+
+
+def learned_file(forget_rows: list[dict], work: Path) -> Path:
+    """``work/data/forget.learned.jsonl`` (:func:`learned_annotations`), fitted again only when
+    the learned identifier's defaults, its feature version or the gold file changed."""
+    from tif_unlearn.identify.features import FEATURE_VERSION
+    from tif_unlearn.identify.learned_model import LearnedConfig
+
+    gold = default_tofu_dir().parent / FORGET05_ANNOTATIONS
+    signature = {
+        "config": asdict(LearnedConfig()),
+        "feature_version": FEATURE_VERSION,
+        "gold": digest(gold.read_text(encoding="utf-8")),
+    }
+    path, key = work / "data" / "forget.learned.jsonl", work / "data" / "forget.learned.key.json"
+    if not path.is_file() or read_json(key) != json.loads(json.dumps(signature)):
+        write_records(learned_annotations(forget_rows), path)
+        key.write_text(json.dumps(signature))
+    return path
 
 
 def learned_annotations(forget_rows: list[dict]) -> list[QARecord]:
@@ -333,7 +351,16 @@ def run_signature(p: Protocol, name: str, files: dict) -> dict:
         "seed": seed,
         "target": finetune_signature(p, "finetuned", files),
         "retain_model": finetune_signature(p, "retain", files),
+        **learned_signature(p, family, files),
     }
+
+
+def learned_signature(p: Protocol, family: str, files: dict) -> dict:
+    """The learned annotations' digest for a family trained on them (none for the others, so
+    that their finished runs stay valid)."""
+    if p.families[family][1] != "learned":
+        return {}
+    return {"learned_annotations": digest(files["learned"].read_text(encoding="utf-8"))}
 
 
 def unlearning_run(p: Protocol, name: str, files: dict, work: Path) -> dict:

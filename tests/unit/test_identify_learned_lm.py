@@ -5,6 +5,7 @@ cannot be loaded."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,7 +17,7 @@ from tif_unlearn.errors import TifError
 from tif_unlearn.identify import identify
 from tif_unlearn.identify.learned import LearnedConfig, LearnedModel, fit_learned
 from tif_unlearn.identify.learned_fit import Answer, _fit_logistic, fit_answers
-from tif_unlearn.identify.lm_features import _run_to_layers, answer_states, pool_states
+from tif_unlearn.identify.lm_features import _run_to_layers, answer_states, pool_states, with_next
 
 TRAIN = [
     ("Where was Ilse Brandt born?", "Ilse Brandt was born in Hamburg.", "Hamburg"),
@@ -87,6 +88,38 @@ def test_fit_answers_folds_the_standardisation_into_the_weights():
     assert probs[0] > 0.9 and probs[2] == pytest.approx(1 - probs[0], abs=1e-6)
     assert probs[1] == pytest.approx(0.5, abs=1e-6)  # the mean of the training states
     assert model.lm == "tiny" and model.lm_layers == [1] and len(model.lm_weights) == 1
+
+
+def test_with_next_appends_the_following_row_and_zeros_at_the_end():
+    states = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    assert with_next(states).tolist() == [[1, 2, 3, 4], [3, 4, 5, 6], [5, 6, 0, 0]]
+    assert with_next(np.zeros((0, 2))).shape == (0, 4)
+
+
+def test_a_model_with_lm_next_reads_the_next_tokens_states():
+    # weights 0 on a token's own state, 1 on the next token's: the logit is the next state
+    model = LearnedModel({}, 0.0, lm="tiny", lm_layers=[1], lm_weights=[0.0, 1.0], lm_next=True)
+    probs = model.probabilities([["x"]] * 3, np.array([[-5.0], [2.0], [9.0]]))
+    expected = 1 / (1 + np.exp(-np.array([2.0, 9.0, 0.0])))
+    np.testing.assert_allclose(probs, expected)
+
+
+def test_lm_next_learns_a_label_that_only_the_next_token_shows():
+    # a token is UW when the token AFTER it has state +1 (a name's first word, say); its own
+    # state does not tell (state +1 is UW once and GW twice), so only lm_next can separate them
+    dense = np.array([[1.0], [-1.0], [1.0], [1.0], [-1.0]])
+    labels = [0, 1, 1, 0, 0]
+    answers = [Answer(None, [["x"]] * 5, dense) for _ in range(3)]
+    config = LearnedConfig(l2=0.01, lm="tiny", lm_layers=(1,), lm_scale=1.0)
+    plain = fit_answers(answers, [labels] * 3, config)
+    following = fit_answers(answers, [labels] * 3, dataclasses.replace(config, lm_next=True))
+    assert following.lm_next and len(following.lm_weights) == 2 and not plain.lm_next
+
+    def correct(model):
+        probs = model.probabilities([["x"]] * 5, dense)
+        return [bool(p >= 0.5) == bool(y) for p, y in zip(probs, labels, strict=True)]
+
+    assert all(correct(following)) and not all(correct(plain))
 
 
 def test_fit_and_identify_with_a_tiny_lm(spacy_lemmas_ready, tiny_model, tokenizer, tmp_path):

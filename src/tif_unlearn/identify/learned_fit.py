@@ -18,7 +18,7 @@ from ..data.records import Record, Span
 from ..errors import TifError
 from .features import answer_tokens, doc_features, question_contexts
 from .learned_model import LearnedConfig, LearnedModel
-from .lm_features import answer_states, load_feature_lm, pool_states
+from .lm_features import answer_states, load_feature_lm, pool_states, with_next
 from .ner import load_spacy
 
 
@@ -127,9 +127,8 @@ def fit_answers(
     index = _feature_index(features, config.min_count)
     dense = mean = factor = None
     if config.lm:
-        dense, mean, factor = _standardised(
-            np.concatenate([a.dense for a in answers]), config.lm_scale
-        )
+        states = [with_next(a.dense) if config.lm_next else a.dense for a in answers]
+        dense, mean, factor = _standardised(np.concatenate(states), config.lm_scale)
     params = _fit_logistic(_design_matrix(features, index), y, config.l2, config.max_iter, dense)
     lm_weights, bias = params[len(index) : -1], float(params[-1])
     if config.lm:
@@ -149,6 +148,7 @@ def fit_answers(
         lm=config.lm,
         lm_layers=list(config.lm_layers) if config.lm else [],
         lm_weights=[float(v) for v in lm_weights] if config.lm else [],
+        lm_next=bool(config.lm and config.lm_next),
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import TifError
 from .features import FEATURE_VERSION
-from .lm_features import DEFAULT_LM
+from .lm_features import DEFAULT_LM, with_next
 from .ner import DEFAULT_SPACY_MODEL
 
 DEFAULT_MODEL_RESOURCE = "learned_forget05.json"
@@ -46,6 +46,10 @@ class LearnedConfig:
     lm_scale: float = field(
         default=0.1, metadata={"help": "scale of the standardised hidden states (L2 on them)"}
     )
+    lm_next: bool = field(
+        default=False,
+        metadata={"help": "also the next token's states (a causal LM's own has no right context)"},
+    )
 
     def __post_init__(self) -> None:
         if self.l2 < 0 or not 0 < self.threshold < 1 or self.min_count < 1 or self.max_iter < 1:
@@ -57,7 +61,8 @@ class LearnedConfig:
 @dataclass
 class LearnedModel:
     """A fitted classifier: one weight per feature string, optional weights on LM hidden
-    states (``lm``, ``lm_layers``, ``lm_weights``), a bias and a threshold."""
+    states (``lm``, ``lm_layers``, ``lm_weights``; with ``lm_next`` on each token's states
+    followed by the next token's), a bias and a threshold."""
 
     weights: dict[str, float]
     bias: float
@@ -69,6 +74,7 @@ class LearnedModel:
     lm: str | None = None
     lm_layers: list[int] = field(default_factory=list)
     lm_weights: list[float] = field(default_factory=list)
+    lm_next: bool = False
 
     def probabilities(self, features: list[list[str]], dense: np.ndarray | None = None):
         """UW probability of each token given its feature strings and, for a model with an
@@ -76,9 +82,10 @@ class LearnedModel:
         w = self.weights
         logits = np.array([self.bias + sum(w.get(f, 0.0) for f in feats) for feats in features])
         if self.lm and len(features):
-            if dense is None or dense.shape != (len(features), len(self.lm_weights)):
+            inputs = with_next(dense) if self.lm_next and dense is not None else dense
+            if inputs is None or inputs.shape != (len(features), len(self.lm_weights)):
                 raise TifError(f"this learned model needs {self.lm} hidden states per token")
-            logits = logits + dense.astype(np.float64) @ np.asarray(self.lm_weights)
+            logits = logits + inputs.astype(np.float64) @ np.asarray(self.lm_weights)
         return 1.0 / (1.0 + np.exp(-logits))
 
     def save(self, path: str | Path) -> Path:

@@ -125,3 +125,11 @@ def pool_states(units: Sequence[Span], token_spans: Sequence[Span], states: np.n
         if inside:
             pooled[row] = states[inside].mean(axis=0)
     return pooled
+
+
+def with_next(states: np.ndarray) -> np.ndarray:
+    """Each row followed by the next row (zeros after the last): (n, D) -> (n, 2D). A causal
+    LM's state of a word has not seen the words after it ("Paris" in "Paris Review")."""
+    following = np.zeros_like(states)
+    following[:-1] = states[1:]
+    return np.concatenate([states, following], axis=1)

@@ -82,7 +82,7 @@ def test_logistic_fit_with_a_dense_block_separates_on_it():
 def test_fit_answers_folds_the_standardisation_into_the_weights():
     # one constant feature; raw hidden value 10 for UW tokens, 2 for the others (mean 6)
     answers = [Answer(None, [["x"], ["x"]], np.array([[10.0], [2.0]])) for _ in range(4)]
-    config = LearnedConfig(l2=0.1, lm="tiny", lm_layers=(1,), lm_scale=1.0)
+    config = LearnedConfig(l2=0.1, lm="tiny", lm_layers=(1,), lm_scale=1.0, lm_next=False)
     model = fit_answers(answers, [[1, 0]] * 4, config)
     probs = model.probabilities([["x"]] * 3, np.array([[10.0], [6.0], [2.0]]))
     assert probs[0] > 0.9 and probs[2] == pytest.approx(1 - probs[0], abs=1e-6)
@@ -110,7 +110,7 @@ def test_lm_next_learns_a_label_that_only_the_next_token_shows():
     dense = np.array([[1.0], [-1.0], [1.0], [1.0], [-1.0]])
     labels = [0, 1, 1, 0, 0]
     answers = [Answer(None, [["x"]] * 5, dense) for _ in range(3)]
-    config = LearnedConfig(l2=0.01, lm="tiny", lm_layers=(1,), lm_scale=1.0)
+    config = LearnedConfig(l2=0.01, lm="tiny", lm_layers=(1,), lm_scale=1.0, lm_next=False)
     plain = fit_answers(answers, [labels] * 3, config)
     following = fit_answers(answers, [labels] * 3, dataclasses.replace(config, lm_next=True))
     assert following.lm_next and len(following.lm_weights) == 2 and not plain.lm_next
@@ -129,7 +129,8 @@ def test_fit_and_identify_with_a_tiny_lm(spacy_lemmas_ready, tiny_model, tokeniz
     model = fit_learned(gold, config, lm_objects=lm)
     again = fit_learned(gold, config, lm_objects=lm)
     assert model.lm_weights == again.lm_weights and model.weights == again.weights
-    assert len(model.lm_weights) == 2 * tiny_model.config.hidden_size
+    # 2 layers, each token's states and the next token's (lm_next, the default)
+    assert len(model.lm_weights) == 2 * 2 * tiny_model.config.hidden_size
     plain = [QARecord("Where was Anna Novak born?", "Anna Novak was born in Prague.")]
     options = {"personal_data": False, "progress": False, "lm_objects": lm}
     direct = identify("learned", plain, model=model, **options).records

@@ -32,7 +32,7 @@ class LearnedConfig:
     cross-validation by author on TOFU forget05 chose (``benchmarks/learned_cv.py``)."""
 
     l2: float = field(default=1.0, metadata={"help": "L2 penalty on the weights"})
-    threshold: float = field(default=0.3, metadata={"help": "UW when probability >= this"})
+    threshold: float = field(default=0.4, metadata={"help": "UW when probability >= this"})
     min_count: int = field(default=2, metadata={"help": "drop features seen fewer times"})
     lexical: bool = field(default=True, metadata={"help": "lemmas are features"})
     max_iter: int = field(default=500, metadata={"help": "L-BFGS iterations"})
@@ -47,7 +47,7 @@ class LearnedConfig:
         default=0.1, metadata={"help": "scale of the standardised hidden states (L2 on them)"}
     )
     lm_next: bool = field(
-        default=False,
+        default=True,
         metadata={"help": "also the next token's states (a causal LM's own has no right context)"},
     )
 

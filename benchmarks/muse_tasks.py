@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from common import RESULTS, cached_training, log_step, machine, write_results
@@ -16,6 +17,7 @@ from trajectory import (
     EpochProbe,
     best_under_floor,
     cached_json,
+    cached_probe,
     command_line,
     digest,
     epoch_end_steps,
@@ -389,7 +391,9 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     tokenizer, trajectory = load_tokenizer(str(target)), []
 
     def on_epoch(model, epoch):
-        trajectory.append({"epoch": epoch, **probe(p, model, tokenizer, files)})
+        cache, checkpoint = work / "probe" / f"{name}.epoch{epoch}.json", folder / f"epoch{epoch}"
+        compute = partial(probe, p, model, tokenizer, files)
+        trajectory.append({"epoch": epoch, **cached_probe(cache, checkpoint, p.recipe(), compute)})
         log_step(f"{name} epoch {epoch}: {json.dumps(trajectory[-1])}")
 
     fields = unlearn_fields(p, name, files, target)

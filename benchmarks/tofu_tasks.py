@@ -8,6 +8,7 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from common import RESULTS, cached_training, log_step, machine, write_results
 from trajectory import (
     EpochProbe,
     cached_json,
+    cached_probe,
     command_line,
     digest,
     epoch_end_steps,
@@ -430,7 +432,9 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
     trajectory = []
 
     def on_epoch(model, epoch):
-        point = {"epoch": epoch, **probe(p, model, tokenizer, files, reference)}
+        cache, checkpoint = work / "probe" / f"{name}.epoch{epoch}.json", folder / f"epoch{epoch}"
+        compute = partial(probe, p, model, tokenizer, files, reference)
+        point = {"epoch": epoch, **cached_probe(cache, checkpoint, p.recipe(), compute)}
         trajectory.append(point)
         log_step(f"{name} epoch {epoch}: " + json.dumps({k: round(v, 4) for k, v in point.items()}))
 

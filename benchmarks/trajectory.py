@@ -153,6 +153,12 @@ def cached_json(path: Path, signature: dict, compute: Callable[[], dict]) -> dic
     return result
 
 
+def cached_probe(cache: Path, checkpoint: Path, recipe: dict, compute: Callable[[], dict]):
+    """A checkpoint's probe numbers, computed once per weights: a run restarted after an
+    interruption trains again (fixed seeds reproduce the weights) but probes only new epochs."""
+    return cached_json(cache, {"model": model_digest(checkpoint), "recipe": recipe}, compute)
+
+
 def remove_checkpoints(folder: Path, keep: set[str]) -> None:
     """Delete the ``epoch<e>`` folders of a finished run except those named in ``keep``."""
     for child in folder.glob("epoch*"):

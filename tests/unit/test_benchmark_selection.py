@@ -36,3 +36,24 @@ def test_epoch_ends_follow_the_floor_step_count():
     # forget01 (40 samples), effective batch 32, 10 epochs: floor(e * 40 / 32) steps.
     ends = trajectory.epoch_end_steps(40, 32, 10)
     assert ends == {1: 1, 2: 2, 3: 3, 5: 4, 6: 5, 7: 6, 8: 7, 10: 8, 11: 9, 12: 10}
+
+
+def test_a_probe_is_computed_once_per_checkpoint_weights(tmp_path):
+    # a run restarted after an interruption retrains to the same weights: its probes are reused;
+    # other weights (or another recipe) are probed again
+    checkpoint = tmp_path / "epoch1"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights one")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"probes": len(calls)}
+
+    cache = tmp_path / "probe" / "run.epoch1.json"
+    first = trajectory.cached_probe(cache, checkpoint, {"lr": 1e-4}, compute)
+    again = trajectory.cached_probe(cache, checkpoint, {"lr": 1e-4}, compute)
+    assert first == again == {"probes": 1}
+    assert trajectory.cached_probe(cache, checkpoint, {"lr": 3e-4}, compute) == {"probes": 2}
+    (checkpoint / "model.safetensors").write_bytes(b"weights two")
+    assert trajectory.cached_probe(cache, checkpoint, {"lr": 3e-4}, compute) == {"probes": 3}

@@ -336,8 +336,12 @@ def run_protocol(script: Path, tasks, description: str) -> None:
         return
     p, started = tasks.protocol(args.quick), time.time()
     runs = len(p.runs) + len(p.families)  # the second seeds included
-    minutes = (2 * p.minutes_per_finetune + runs * p.minutes_per_run) / args.workers
-    log_step(f"estimate: about {minutes:.0f} min with {args.workers} workers; {machine()}")
+    done = len(finished_runs(tasks.runs_dir(p, work), p.families, p.recipe()))
+    minutes = (2 * p.minutes_per_finetune + (runs - done) * p.minutes_per_run) / args.workers
+    log_step(
+        f"{done} of {runs} runs finished; estimate for the rest: about {minutes:.0f} min with"
+        f" {args.workers} workers (fine-tuning included, even if cached); {machine()}"
+    )
     extra, logs = ["--work", str(work)] + (["--quick"] if args.quick else []), work / "logs"
     if not args.report_only:
         base = list(tasks.BASE_MODELS)

@@ -82,7 +82,7 @@ class Protocol:
     max_items: int | None = None  # cap every set (quick runs only)
     families: dict = field(default_factory=lambda: dict(FAMILIES))
     selection: str = "fq-walk"  # how the point is chosen (see choose_point); part of the cache key
-    minutes_per_run: float = 100.0  # measured at lr 1e-4: ~80 min + the FQ walk, 1 thread
+    minutes_per_run: float = 60.0  # measured: ~40 min of epochs + the FQ walk, 2 runs on 2 cores
     minutes_per_finetune: float = 30.0
 
     @property

@@ -33,7 +33,7 @@ import platform
 import time
 from pathlib import Path
 
-from common import machine, median
+from common import machine, median, timed
 from crossval import cv_scores, held_out_predictions, unannotated
 from learned_cv import featurize_gold, nested_cv
 
@@ -146,13 +146,14 @@ def gpt4o_agreement_row(data: Path) -> dict[str, dict]:
     return {"gpt4o-run-agreement/forget01-vs-forget05": row}
 
 
-def timed(fn, repeats: int) -> tuple[object, dict]:
+def repeated(fn, repeats: int) -> tuple[object, dict]:
     """``fn()`` run ``repeats`` times: its first result and the median wall and CPU seconds."""
     results, walls, cpus = [], [], []
     for _ in range(repeats):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        results.append(fn())
-        walls.append(time.perf_counter() - started)
+        cpu_started = time.process_time()
+        value, wall = timed(fn)
+        results.append(value)
+        walls.append(wall)
         cpus.append(time.process_time() - cpu_started)
     times = {"seconds": round(median(walls), 3), "cpu_seconds": round(median(cpus), 1)}
     return results[0], {**times, "seconds_runs": [round(w, 3) for w in walls]}
@@ -164,14 +165,14 @@ def learned_rows(data: Path, repeats: int = 1) -> dict[str, dict]:
     ``repeats`` runs; the LM and spaCy are loaded before the clocks start)."""
     folder = data / "tofu-uw-annotations"
     forget05 = load_records(folder / "forget05.llm.jsonl")
-    _, warm_up = timed(lambda: fit_learned(forget05[:1]), 1)  # loads spaCy and the LM
-    model, fit = timed(lambda: fit_learned(forget05), repeats)
+    _, warm_up = repeated(lambda: fit_learned(forget05[:1]), 1)  # loads spaCy and the LM
+    model, fit = repeated(lambda: fit_learned(forget05), repeats)
     gold01 = load_records(folder / "forget01.llm.jsonl")
     result = identify("learned", unannotated(gold01), progress=False)
     row = entry(gold01, result.records, result.seconds, len(result.failures))
     row["note"] = "packaged model fitted on forget05, which contains forget01: not held out"
     forget10 = load_records(data / "tofu" / "forget10.json")
-    result10, times = timed(
+    result10, times = repeated(
         lambda: identify("learned", forget10, model=model, progress=False), repeats
     )
     return {

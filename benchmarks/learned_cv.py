@@ -3,10 +3,10 @@
 Outer loop: leave one author out (the 10 folds of ``crossval.py``). Inner loop, on the 9
 training authors only: 3 folds of 3 authors (``INNER_FOLDS``; leave-one-author-out inside too
 would cost 3 times the fits on 2 busy cores), for every candidate of ``GRID`` (with or without
-the LM's hidden states, which layer, their scale, with or without the next token's states) and every threshold of ``THRESHOLDS``; the
-candidate and threshold with the best pooled inner char-F1 are fitted on the 9 authors and
-predict the held-out author. So no hyperparameter ever sees the author it is
-scored on; the pooled outer predictions are the honest score.
+the LM's hidden states, which layer, their scale, with or without the next token's states) and
+every threshold of ``THRESHOLDS``; the candidate and threshold with the best pooled inner
+char-F1 are fitted on the 9 authors and predict the held-out author. So no hyperparameter
+ever sees the author it is scored on; the pooled outer predictions are the honest score.
 
 The packaged model's hyperparameters come from the same selection run once over all 10 authors
 (leave-one-author-out); its cross-validated score with those fixed hyperparameters is reported
@@ -127,13 +127,12 @@ def inner_choice(data: Featurized, authors: list[list[int]]):
 
 
 def describe(config: LearnedConfig, threshold: float, f1: float) -> dict:
-    lm = {
-        "lm_layers": list(config.lm_layers),
-        "lm_scale": config.lm_scale,
-        "lm_next": config.lm_next,
-    }
-    lm = lm if config.lm else {}
-    return {"inner_char_f1": round(f1, 4), "threshold": threshold, "lm": config.lm, **lm}
+    chosen = {"inner_char_f1": round(f1, 4), "threshold": threshold, "lm": config.lm}
+    if config.lm:
+        chosen.update(
+            lm_layers=list(config.lm_layers), lm_scale=config.lm_scale, lm_next=config.lm_next
+        )
+    return chosen
 
 
 def nested_cv(data: Featurized, log=print) -> dict:

@@ -391,9 +391,9 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     tokenizer, trajectory = load_tokenizer(str(target)), []
 
     def on_epoch(model, epoch):
-        cache, checkpoint = work / "probe" / f"{name}.epoch{epoch}.json", folder / f"epoch{epoch}"
         compute = partial(probe, p, model, tokenizer, files)
-        trajectory.append({"epoch": epoch, **cached_probe(cache, checkpoint, p.recipe(), compute)})
+        numbers = cached_probe(work, name, folder / f"epoch{epoch}", p.recipe(), compute)
+        trajectory.append({"epoch": epoch, **numbers})
         log_step(f"{name} epoch {epoch}: {json.dumps(trajectory[-1])}")
 
     fields = unlearn_fields(p, name, files, target)

@@ -161,9 +161,14 @@ def learned_file(forget_rows: list[dict], work: Path) -> Path:
         "gold": digest(gold.read_text(encoding="utf-8")),
     }
     path, key = work / "data" / "forget.learned.jsonl", work / "data" / "forget.learned.key.json"
-    if not path.is_file() or read_json(key) != json.loads(json.dumps(signature)):
+
+    def compute() -> dict:
         write_records(learned_annotations(forget_rows), path)
-        key.write_text(json.dumps(signature))
+        return {"file": path.name}
+
+    if not path.is_file():
+        key.unlink(missing_ok=True)
+    cached_json(key, signature, compute)
     return path
 
 
@@ -432,9 +437,9 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
     trajectory = []
 
     def on_epoch(model, epoch):
-        cache, checkpoint = work / "probe" / f"{name}.epoch{epoch}.json", folder / f"epoch{epoch}"
         compute = partial(probe, p, model, tokenizer, files, reference)
-        point = {"epoch": epoch, **cached_probe(cache, checkpoint, p.recipe(), compute)}
+        numbers = cached_probe(work, name, folder / f"epoch{epoch}", p.recipe(), compute)
+        point = {"epoch": epoch, **numbers}
         trajectory.append(point)
         log_step(f"{name} epoch {epoch}: " + json.dumps({k: round(v, 4) for k, v in point.items()}))
 

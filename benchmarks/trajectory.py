@@ -153,9 +153,11 @@ def cached_json(path: Path, signature: dict, compute: Callable[[], dict]) -> dic
     return result
 
 
-def cached_probe(cache: Path, checkpoint: Path, recipe: dict, compute: Callable[[], dict]):
-    """A checkpoint's probe numbers, computed once per weights: a run restarted after an
-    interruption trains again (fixed seeds reproduce the weights) but probes only new epochs."""
+def cached_probe(work: Path, run: str, checkpoint: Path, recipe: dict, compute: Callable[[], dict]):
+    """A checkpoint's probe numbers (``work/probe/<run>.<checkpoint>.json``), computed once per
+    weights: a run restarted after an interruption trains again (fixed seeds reproduce the
+    weights) but probes only new epochs."""
+    cache = work / "probe" / f"{run}.{checkpoint.name}.json"
     return cached_json(cache, {"model": model_digest(checkpoint), "recipe": recipe}, compute)
 
 

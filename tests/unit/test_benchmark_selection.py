@@ -50,10 +50,12 @@ def test_a_probe_is_computed_once_per_checkpoint_weights(tmp_path):
         calls.append(1)
         return {"probes": len(calls)}
 
-    cache = tmp_path / "probe" / "run.epoch1.json"
-    first = trajectory.cached_probe(cache, checkpoint, {"lr": 1e-4}, compute)
-    again = trajectory.cached_probe(cache, checkpoint, {"lr": 1e-4}, compute)
+    def probed(lr):
+        return trajectory.cached_probe(tmp_path, "run", checkpoint, {"lr": lr}, compute)
+
+    first, again = probed(1e-4), probed(1e-4)
     assert first == again == {"probes": 1}
-    assert trajectory.cached_probe(cache, checkpoint, {"lr": 3e-4}, compute) == {"probes": 2}
+    assert (tmp_path / "probe" / "run.epoch1.json").is_file()
+    assert probed(3e-4) == {"probes": 2}
     (checkpoint / "model.safetensors").write_bytes(b"weights two")
-    assert trajectory.cached_probe(cache, checkpoint, {"lr": 3e-4}, compute) == {"probes": 3}
+    assert probed(3e-4) == {"probes": 3}

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+import tofu_pair
 from common import RESULTS, cached_training, log_step, machine, write_results
 from trajectory import (
     EpochProbe,
@@ -39,8 +40,7 @@ from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
 
-QA_PER_AUTHOR, FORGET_AUTHORS = 20, 2
-GPT4O_ANNOTATIONS = Path("tofu-uw-annotations", "forget01.llm.jsonl")
+QA_PER_AUTHOR = tofu_pair.QA_PER_AUTHOR
 FORGET05_ANNOTATIONS = Path("tofu-uw-annotations", "forget05.llm.jsonl")
 RUNS_DIR = RESULTS / "tofu_mini_runs"
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
@@ -84,6 +84,10 @@ class Protocol:
     selection: str = "fq-walk"  # how the point is chosen (see choose_point); part of the cache key
     minutes_per_run: float = 60.0  # measured: ~40 min of epochs + the FQ walk, 2 runs on 2 cores
     minutes_per_finetune: float = 30.0
+    # which authors are forgotten (tofu_pair.py), and their UW spans when not the paper's; not
+    # in the recipe: run signatures name them (run_signature) and the data digests cover them
+    forget_authors: tuple[int, ...] = tofu_pair.DEFAULT_AUTHORS
+    annotations: str | None = None
 
     @property
     def runs(self) -> dict[str, tuple[str, float, int]]:
@@ -93,14 +97,40 @@ class Protocol:
         }
 
     def recipe(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("minutes")}
+        return {k: v for k, v in asdict(self).items() if k not in NOT_IN_RECIPE}
+
+    @property
+    def on_forget01(self) -> bool:
+        return self.forget_authors == tofu_pair.DEFAULT_AUTHORS and self.annotations is None
 
 
-def protocol(quick: bool) -> Protocol:
+NOT_IN_RECIPE = ("minutes_per_run", "minutes_per_finetune", "forget_authors", "annotations")
+
+
+def add_options(parser) -> list[str]:
+    """TOFU-mini's own command-line options (run_protocol passes them to every task)."""
+    parser.add_argument(
+        "--forget-authors",
+        help="forget these authors instead of forget01's 198,199 (TOFU numbers, 0-199; "
+        "authors 10-19 and 180-199 have the perturbed answers FQ needs)",
+    )
+    parser.add_argument(
+        "--annotations",
+        help="UW spans of the forget authors' answers (JSON Lines); default: the paper's "
+        "GPT-4o spans, which cover authors 190-199",
+    )
+    return ["forget_authors", "annotations"]
+
+
+def protocol(quick: bool, forget_authors: str | None = None, annotations: str | None = None):
+    pair = {"annotations": annotations}
+    if forget_authors:
+        pair["forget_authors"] = tofu_pair.parse_authors(forget_authors)
     if not quick:
-        return Protocol()
+        return Protocol(**pair)
     families = {k: FAMILIES[k] for k in ("tif", "npo")}
     return Protocol(
+        **pair,
         retain_authors=2,
         finetune_epochs=1.0,
         epochs=2,
@@ -115,40 +145,60 @@ def protocol(quick: bool) -> Protocol:
     )
 
 
+def stem(p: Protocol) -> str:
+    """``tofu_mini`` on forget01, ``tofu_mini_authors188-189`` on other forget authors."""
+    return "tofu_mini" if p.on_forget01 else f"tofu_mini_{tofu_pair.label(p.forget_authors)}"
+
+
+def work_name(**options) -> str:
+    """The default --work folder's name: other forget authors never share forget01's cache."""
+    return stem(protocol(False, **options))
+
+
+def results_stem(p: Protocol) -> str | None:
+    """:func:`stem` for the full protocol (its results are kept in results/), None for a
+    reduced one (its results stay in --work)."""
+    full = replace(p, forget_authors=tofu_pair.DEFAULT_AUTHORS, annotations=None) == Protocol()
+    return stem(p) if full else None
+
+
 def runs_dir(p: Protocol, work: Path) -> Path:
-    return RUNS_DIR if p == Protocol() else work / "runs"
+    stem = results_stem(p)
+    return RESULTS / f"{stem}_runs" if stem else work / "runs"
 
 
 # --------------------------------------------------------------------------- data and models
 
 
 def build_data(p: Protocol, work: Path) -> dict[str, Path]:
-    """Retain / forget / train files and the GPT-4o-annotated forget set under ``work/data``."""
-    full, forget_rows = load_tofu_split("full"), load_tofu_split("forget01")
-    split = len(full) - FORGET_AUTHORS * QA_PER_AUTHOR
-    if [r["question"] for r in full[split:]] != [r["question"] for r in forget_rows]:
+    """Retain / forget / train files and the UW-annotated forget set under ``work/data``; for
+    other forget authors than forget01's, the evaluator's data folder too (``tofu_dir``)."""
+    full = load_tofu_split("full")
+    forget_rows = tofu_pair.forget_rows(full, p.forget_authors, p.retain_authors)
+    forget01 = [r["question"] for r in load_tofu_split("forget01")]
+    if p.on_forget01 and [r["question"] for r in forget_rows] != forget01:
         raise SystemExit("TOFU full.json does not end with forget01: unexpected data")
+    files = {}
+    if not p.on_forget01:  # first, as it checks that TOFU can evaluate these authors
+        files["tofu_dir"] = tofu_pair.eval_data_dir(p.forget_authors, forget_rows, work)
     retain_rows = full[: p.retain_authors * QA_PER_AUTHOR]
-    gpt4o = load_records(default_tofu_dir().parent / GPT4O_ANNOTATIONS)
-    if [r.question for r in gpt4o] != [r["question"] for r in forget_rows]:
-        raise SystemExit("the GPT-4o annotations are not in forget01 order")
+    gpt4o = tofu_pair.gpt4o_records(p.forget_authors, forget_rows, p.annotations)
     sets = {
         "retain": retain_rows,
         "forget": forget_rows,
         "train": retain_rows + forget_rows,
     }
-    files = {}
     for name, rows in sets.items():
         files[name] = work / "data" / f"{name}.jsonl"
         write_records([QARecord(r["question"], r["answer"]) for r in rows], files[name])
     files["gpt4o"] = work / "data" / "forget.gpt4o.jsonl"
     write_records(gpt4o, files["gpt4o"])
     if "tif-learned" in p.families:
-        files["learned"] = learned_file(forget_rows, work)
+        files["learned"] = learned_file(p, forget_rows, work)
     return files
 
 
-def learned_file(forget_rows: list[dict], work: Path) -> Path:
+def learned_file(p: Protocol, forget_rows: list[dict], work: Path) -> Path:
     """``work/data/forget.learned.jsonl`` (:func:`learned_annotations`), fitted again only when
     the learned identifier's defaults, its feature version or the gold file changed."""
     from tif_unlearn.identify.features import FEATURE_VERSION
@@ -160,10 +210,12 @@ def learned_file(forget_rows: list[dict], work: Path) -> Path:
         "feature_version": FEATURE_VERSION,
         "gold": digest(gold.read_text(encoding="utf-8")),
     }
+    if not p.on_forget01:
+        signature["forget_authors"] = list(p.forget_authors)
     path, key = work / "data" / "forget.learned.jsonl", work / "data" / "forget.learned.key.json"
 
     def compute() -> dict:
-        write_records(learned_annotations(forget_rows), path)
+        write_records(learned_annotations(p.forget_authors, forget_rows), path)
         return {"file": path.name}
 
     if not path.is_file():
@@ -172,18 +224,14 @@ def learned_file(forget_rows: list[dict], work: Path) -> Path:
     return path
 
 
-def learned_annotations(forget_rows: list[dict]) -> list[QARecord]:
-    """forget01 annotated by `learned` fitted on the GPT-4o spans of forget05's first 8
-    authors (forget05 = the last 10 authors, forget01 = the last 2): held out, unlike the
-    packaged model, which saw forget01's authors."""
+def learned_annotations(authors: tuple[int, ...], forget_rows: list[dict]) -> list[QARecord]:
+    """The forget answers annotated by `learned` fitted on the GPT-4o spans of forget05's
+    other authors (for forget01: its first 8; forget05 = the last 10 authors, forget01 = the
+    last 2): held out, unlike the packaged model, which saw forget01's authors."""
     from tif_unlearn.identify import identify
     from tif_unlearn.identify.learned import fit_learned
 
-    forget05 = load_records(default_tofu_dir().parent / FORGET05_ANNOTATIONS)
-    others, last = forget05[: -len(forget_rows)], forget05[-len(forget_rows) :]
-    if [r.question for r in last] != [r["question"] for r in forget_rows]:
-        raise SystemExit("forget05's annotations do not end with forget01")
-    model = fit_learned(others)
+    model = fit_learned(tofu_pair.learned_training_records(authors))
     records = [QARecord(r["question"], r["answer"]) for r in forget_rows]
     result = identify("learned", records, model=model, progress=False)
     if result.failures:
@@ -216,10 +264,11 @@ def finetune_signature(p: Protocol, name: str, files: dict) -> dict:
 # --------------------------------------------------------------------------- evaluation
 
 
-def eval_options(p: Protocol, utility_items: int, max_new_tokens: int = 64):
+def eval_options(p: Protocol, files: dict, utility_items: int, max_new_tokens: int = 64):
     from tif_unlearn.evaluate.tofu_data import TofuEvalOptions
 
     return TofuEvalOptions(
+        data_dir=str(files.get("tofu_dir", "auto")),  # the forget authors' folder (tofu_pair)
         forget_split="forget01",
         retain_questions=p.retain_authors * QA_PER_AUTHOR,
         utility_items=utility_items,
@@ -229,12 +278,12 @@ def eval_options(p: Protocol, utility_items: int, max_new_tokens: int = 64):
     )
 
 
-def generation_length(p: Protocol, tokenizer) -> tuple[int, float]:
+def generation_length(p: Protocol, files: dict, tokenizer) -> tuple[int, float]:
     """The shortest of GENERATION_LENGTHS truncating < 2 % of the evaluated reference answers
     (their tokens + EOS), and that truncation rate."""
     from tif_unlearn.evaluate.tofu_data import SET_SPLITS, load_eval_rows
 
-    options = eval_options(p, p.utility_items)
+    options = eval_options(p, files, p.utility_items)
     answers = [r["answer"] for name in SET_SPLITS for r in load_eval_rows(name, options)]
     lengths = np.array(
         [len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers]
@@ -246,15 +295,15 @@ def generation_length(p: Protocol, tokenizer) -> tuple[int, float]:
     return GENERATION_LENGTHS[-1], float(np.mean(lengths > GENERATION_LENGTHS[-1]))
 
 
-def full_eval(p: Protocol, folder: Path, cache: Path) -> dict:
+def full_eval(p: Protocol, files: dict, folder: Path, cache: Path) -> dict:
     """``tif eval tofu`` (generation included) on one model folder, cached; Forget Quality and
     PrivLeak are added against the retain model by :func:`headline`."""
     from tif_unlearn.evaluate.tofu import evaluate_tofu
     from tif_unlearn.models import load_model
 
     model, tokenizer = load_model(str(folder))
-    length, rate = generation_length(p, tokenizer)
-    options = eval_options(p, p.utility_items, length)
+    length, rate = generation_length(p, files, tokenizer)
+    options = eval_options(p, files, p.utility_items, length)
     signature = {"model": model_digest(folder), "options": vars(options)}
 
     def compute():
@@ -288,7 +337,7 @@ def probe(p: Protocol, model, tokenizer, files: dict, reference) -> dict:
     from tif_unlearn.evaluate.tofu import evaluate_set
     from tif_unlearn.evaluate.tofu_logs import eval_set_scores
 
-    options = eval_options(p, p.probe_items)
+    options = eval_options(p, files, p.probe_items)
     forget, _ = evaluate_set(model, tokenizer, "forget", options, generate_answers=False)
     scores = eval_set_scores(forget, "forget")
     proxy = {}
@@ -309,11 +358,11 @@ def probe(p: Protocol, model, tokenizer, files: dict, reference) -> dict:
 # --------------------------------------------------------------------------- tasks
 
 
-def run_task(task: str, work: Path, quick: bool, threads: int) -> None:
+def run_task(task: str, work: Path, quick: bool, threads: int, **options) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    p = protocol(quick)
+    p = protocol(quick, **options)
     files = build_data(p, work)
     kind, _, name = task.partition(":")
     if kind == "finetune":
@@ -331,9 +380,9 @@ def evaluate_base_model(p: Protocol, name: str, files: dict, work: Path) -> None
     with its epoch-0 probe: the start of every trajectory)."""
     folder = finetune(p, name, files, work)
     if name == "retain":
-        full_eval(p, folder, work / "eval" / "retain.json")
+        full_eval(p, files, folder, work / "eval" / "retain.json")
         return
-    full_eval(p, folder, work / "eval" / "finetuned.json")
+    full_eval(p, files, folder, work / "eval" / "finetuned.json")
     base_probe(p, work, files, retain_reference(p, work))
 
 
@@ -358,16 +407,23 @@ def run_signature(p: Protocol, name: str, files: dict) -> dict:
         "seed": seed,
         "target": finetune_signature(p, "finetuned", files),
         "retain_model": finetune_signature(p, "retain", files),
-        **learned_signature(p, family, files),
+        **spans_signature(p, family, files),
     }
 
 
-def learned_signature(p: Protocol, family: str, files: dict) -> dict:
-    """The learned annotations' digest for a family trained on them (none for the others, so
-    that their finished runs stay valid)."""
-    if p.families[family][1] != "learned":
+def spans_signature(p: Protocol, family: str, files: dict) -> dict:
+    """The digest of the UW spans a family trains on, where they can change: the learned
+    identifier's, and any on other authors than forget01's (none for forget01's fixed GPT-4o
+    file or plain families, so that their finished runs stay valid)."""
+    spans = p.families[family][1]
+    if spans == "learned":
+        return {"learned_annotations": digest(files["learned"].read_text(encoding="utf-8"))}
+    if p.on_forget01:
         return {}
-    return {"learned_annotations": digest(files["learned"].read_text(encoding="utf-8"))}
+    return {
+        "forget_authors": list(p.forget_authors),
+        **({"gpt4o_annotations": digest(files["gpt4o"].read_text())} if spans == "gpt4o" else {}),
+    }
 
 
 def unlearning_run(p: Protocol, name: str, files: dict, work: Path) -> dict:
@@ -386,7 +442,7 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     started = time.time()
     trajectory = train_with_probes(p, name, files, work, folder, reference)
     minutes = round((time.time() - started) / 60, 1)
-    chosen = choose_point(p, name, trajectory, finetuned_full, folder, work, reference)
+    chosen = choose_point(p, files, name, trajectory, finetuned_full, folder, work, reference)
     remove_checkpoints(folder, {f"epoch{chosen['epoch']}"} if chosen else set())
     return {
         "name": name,
@@ -451,7 +507,7 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
     return trajectory
 
 
-def choose_point(p, name, trajectory, finetuned_full, folder, work, reference):
+def choose_point(p, files, name, trajectory, finetuned_full, folder, work, reference):
     """The best-FQ epoch whose full Model Utility ≥ FLOOR × the fine-tuned model's: epochs are
     fully evaluated in ``walk_order`` (best probe FQ first; the probe's FQ is the full
     evaluation's) until one keeps the floor; None if none does."""
@@ -459,7 +515,7 @@ def choose_point(p, name, trajectory, finetuned_full, folder, work, reference):
     for point in walk_order(trajectory, "fq", "mu_proxy"):
         epoch = point["epoch"]
         cache = work / "eval" / f"{name}.epoch{epoch}.json"
-        results = full_eval(p, folder / f"epoch{epoch}", cache)
+        results = full_eval(p, files, folder / f"epoch{epoch}", cache)
         summary = headline(results, reference)
         if summary["model_utility"] >= floor_mu:
             return {"epoch": epoch, **summary}
@@ -527,36 +583,49 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
         "runs": runs,
         "wall_minutes_this_call": round(seconds / 60, 1),
     }
-    full = p == Protocol()
-    name = "tofu_mini.json" if full else "tofu_mini_quick.json"
-    write_results(name, payload, RESULTS if full else work)
-    folder, stem = (RESULTS, "tofu_mini") if full else (work, "tofu_mini_quick")
+    if not p.on_forget01:
+        payload["forget_authors"] = list(p.forget_authors)
+        payload["annotations"] = p.annotations or "GPT-4o (the paper's forget05 file)"
+    stem = results_stem(p)
+    folder, stem = (RESULTS, stem) if stem else (work, "tofu_mini_quick")
+    write_results(f"{stem}.json", payload, folder)
     (folder / f"{stem}.md").write_text(markdown_table(payload) + "\n")
     (folder / f"{stem}.png").write_bytes(trajectory_png(payload))
     return payload
 
 
+ROUGE_PARTS = ("retain_rouge", "real_authors_rouge", "world_facts_rouge")
+
+
 def markdown_table(payload: dict) -> str:
+    """One row per family (and the two base models), with the generation ROUGE parts of Model
+    Utility: the smallest of its nine numbers decides the harmonic mean."""
     lines = [
         f"Utility floor: MU ≥ {payload['floor_mu']:.3f} (0.95 × fine-tuned). "
         f"Pareto frontier: {', '.join(payload['pareto_frontier'])}.",
         "",
-        "| family | FQ (mean of 2 seeds) | MU | best setting | epoch | seeds (FQ / MU) |",
-        "|---|---|---|---|---|---|",
+        "| family | FQ (mean of 2 seeds) | MU | best setting | epoch "
+        "| ROUGE retain / real authors / world facts (seed 0) | seeds (FQ / MU) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for family, s in payload["best_under_utility_floor"].items():
         if s is None:
-            lines.append(f"| {family} | – | – | no checkpoint kept the floor | | |")
+            lines.append(f"| {family} | – | – | no checkpoint kept the floor | | | |")
             continue
         seeds = "; ".join(
             "below the floor" if x["epoch"] is None else f"{x['fq']:.2e} / {x['mu']:.3f}"
             for x in s["seeds"]
         )
         row = f"| {family} | {s['fq']:.2e} | {s['mu']:.3f} | {s['setting']} | {s['epoch']} |"
-        lines.append(f"{row} {seeds} |")
+        lines.append(f"{row} {rouge_parts(payload['runs'][s['run']]['chosen'])} | {seeds} |")
     for name, m in payload["models"].items():
-        lines.append(f"| ({name}) | {m['forget_quality']:.2e} | {m['model_utility']:.3f} | | | |")
+        row = f"| ({name}) | {m['forget_quality']:.2e} | {m['model_utility']:.3f} | | |"
+        lines.append(f"{row} {rouge_parts(m)} | |")
     return "\n".join(lines)
+
+
+def rouge_parts(point: dict) -> str:
+    return " / ".join(f"{point[k]:.3f}" for k in ROUGE_PARTS)
 
 
 def trajectory_png(payload: dict) -> bytes:

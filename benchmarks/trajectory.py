@@ -253,6 +253,7 @@ def family_summary(families, runs: dict, keys: dict[str, str], higher_is_better:
             **{k: float(sum(s[k] for s in kept) / len(kept)) for k in keys},
             "epoch": runs[best]["chosen"]["epoch"],
             "setting": f"lr={parse_run(best)[1]:g}",
+            "run": best,
             "seeds": seeds,
         }
     return summary
@@ -316,27 +317,33 @@ def trajectories_png(payload: dict, axes: tuple[str, str, bool], labels, summary
 
 def run_protocol(script: Path, tasks, description: str) -> None:
     """The command line of a protocol-v2 benchmark: ``tasks`` is its module (``protocol``,
-    ``run_task``, ``second_seed_runs``, ``write_report``, ``BASE_MODELS``). Waves: fine-tune
-    the base models, evaluate them, every first-seed run, the second seeds, the report."""
+    ``run_task``, ``second_seed_runs``, ``write_report``, ``BASE_MODELS``, and optionally
+    ``add_options``: its own options, passed on to ``protocol``, ``run_task`` and every task).
+    Waves: fine-tune the base models, evaluate them, every first-seed run, the second seeds,
+    the report."""
     import argparse
     import logging
 
     from common import machine
 
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--work", default=f"runs/{script.stem}", help="cache folder")
+    parser.add_argument("--work", help=f"cache folder (default: runs/{script.stem}...)")
     parser.add_argument("--workers", type=int, default=2, help="one-thread processes at once")
     parser.add_argument("--quick", action="store_true", help="smoke run of the whole pipeline")
     parser.add_argument("--report-only", action="store_true", help="rewrite the results only")
     parser.add_argument("--task", help="(internal) run one task in this process")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of a task")
+    names = tasks.add_options(parser) if hasattr(tasks, "add_options") else []
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    work = Path(args.work).resolve()
+    options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    # a quick run or other options never share (and overwrite) the full protocol's cache
+    name = tasks.work_name(**options) if hasattr(tasks, "work_name") else script.stem
+    work = Path(args.work or f"runs/{name}" + ("_quick" if args.quick else "")).resolve()
     if args.task:
-        tasks.run_task(args.task, work, args.quick, args.threads)
+        tasks.run_task(args.task, work, args.quick, args.threads, **options)
         return
-    p, started = tasks.protocol(args.quick), time.time()
+    p, started = tasks.protocol(args.quick, **options), time.time()
     runs = len(p.runs) + len(p.families)  # the second seeds included
     done = len(finished_runs(tasks.runs_dir(p, work), p.families, p.recipe()))
     minutes = (2 * p.minutes_per_finetune + (runs - done) * p.minutes_per_run) / args.workers
@@ -345,6 +352,7 @@ def run_protocol(script: Path, tasks, description: str) -> None:
         f" {args.workers} workers (fine-tuning included, even if cached); {machine()}"
     )
     extra, logs = ["--work", str(work)] + (["--quick"] if args.quick else []), work / "logs"
+    extra += [arg for n, v in options.items() for arg in ("--" + n.replace("_", "-"), str(v))]
     if not args.report_only:
         base = list(tasks.BASE_MODELS)
         run_wave(script, [f"finetune:{m}" for m in base], args.workers, extra, logs)

@@ -32,6 +32,8 @@ from trajectory import (
     second_seeds,
     token_group_probs,
     trajectories_png,
+    verdict,
+    verdict_line,
     write_records,
 )
 
@@ -445,12 +447,14 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
     keys = {"verbmem": SCORE, "knowmem_retain": UTILITY}
     summary = family_summary(p.families, runs, keys, higher_is_better=False)
     points = {f: (s["verbmem"], s["knowmem_retain"]) for f, s in summary.items() if s}
+    frontier = pareto_frontier(points, x_higher=False)
     payload = {
         "machine": machine(),
         "protocol": p.recipe(),
         "floor_knowmem_retain": FLOOR * base["finetuned"][UTILITY],
         "best_under_utility_floor": summary,
-        "pareto_frontier": pareto_frontier(points, x_higher=False),
+        "pareto_frontier": frontier,
+        "verdict": verdict(summary, frontier, "verbmem", higher_is_better=False),
         "models": base,
         "runs": runs,
         "wall_minutes_this_call": round(seconds / 60, 1),
@@ -467,6 +471,8 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
 
 def markdown_table(payload: dict) -> str:
     lines = [
+        verdict_line(payload["verdict"]),
+        "",
         f"Utility floor: KnowMem-retain ≥ {payload['floor_knowmem_retain']:.3f} (0.95 × "
         f"fine-tuned). Pareto frontier: {', '.join(payload['pareto_frontier'])}.",
         "",

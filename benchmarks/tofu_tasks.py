@@ -32,6 +32,8 @@ from trajectory import (
     second_seeds,
     token_group_probs,
     trajectories_png,
+    verdict,
+    verdict_line,
     walk_order,
     write_records,
 )
@@ -44,10 +46,9 @@ QA_PER_AUTHOR = tofu_pair.QA_PER_AUTHOR
 FORGET05_ANNOTATIONS = Path("tofu-uw-annotations", "forget05.llm.jsonl")
 RUNS_DIR = RESULTS / "tofu_mini_runs"
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
-BASE_MODELS = (
-    "finetuned",
-    "retain",
-)  # fine-tuned target, and the model never trained on the forget set
+# the model never trained on the forget set, and the fine-tuned target; the retain model first:
+# the target's evaluation waits for it (with --workers 1 it would wait for ever)
+BASE_MODELS = ("retain", "finetuned")
 FLOOR = 0.95  # a run's point must keep this fraction of the fine-tuned model's utility
 GENERATION_LENGTHS = (64, 96, 128, 160, 200)  # the first that truncates < 2 % is used
 
@@ -573,12 +574,14 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
     keys = {"fq": "forget_quality", "mu": "model_utility"}
     summary = family_summary(p.families, runs, keys, higher_is_better=True)
     points = {f: (s["fq"], s["mu"]) for f, s in summary.items() if s}
+    frontier = pareto_frontier(points, x_higher=True)
     payload = {
         "machine": machine(),
         "protocol": p.recipe(),
         "floor_mu": FLOOR * base["finetuned"]["model_utility"],
         "best_under_utility_floor": summary,
-        "pareto_frontier": pareto_frontier(points, x_higher=True),
+        "pareto_frontier": frontier,
+        "verdict": verdict(summary, frontier, "fq", higher_is_better=True),
         "models": base,
         "runs": runs,
         "wall_minutes_this_call": round(seconds / 60, 1),
@@ -601,6 +604,8 @@ def markdown_table(payload: dict) -> str:
     """One row per family (and the two base models), with the generation ROUGE parts of Model
     Utility: the smallest of its nine numbers decides the harmonic mean."""
     lines = [
+        verdict_line(payload["verdict"]),
+        "",
         f"Utility floor: MU ≥ {payload['floor_mu']:.3f} (0.95 × fine-tuned). "
         f"Pareto frontier: {', '.join(payload['pareto_frontier'])}.",
         "",

@@ -86,6 +86,52 @@ def pareto_frontier(points: dict[str, tuple[float, float]], x_higher: bool) -> l
     return [n for n, p in points.items() if not any(beats(q, p) for q in points.values())]
 
 
+def verdict(summary: dict, frontier: list[str], score: str, higher_is_better: bool) -> dict:
+    """Issue 13's question, from the families' points under the utility floor: does a member of
+    the TIF family (``tif``, ``tif-*``) lie on the Pareto frontier with a better ``score`` than
+    every baseline's best point? ``winners`` names those that do."""
+    points = {family: s[score] for family, s in summary.items() if s}
+    sign = 1 if higher_is_better else -1
+
+    def best(targeted: bool) -> str | None:
+        names = [f for f in points if is_targeted(f) == targeted]
+        return max(names, key=lambda f: sign * points[f], default=None)
+
+    baseline = best(targeted=False)
+    winners = [
+        f
+        for f in points
+        if is_targeted(f)
+        and f in frontier
+        and (baseline is None or sign * points[f] > sign * points[baseline])
+    ]
+    return {
+        "tif_family_wins": bool(winners),
+        "winners": winners,
+        "best_tif_family": best(targeted=True),
+        "best_baseline": baseline,
+        "families_without_a_point": [f for f, s in summary.items() if not s],
+    }
+
+
+def verdict_line(v: dict) -> str:
+    """The verdict in one sentence (the first line of a results table)."""
+    if v["tif_family_wins"]:
+        return (
+            f"Verdict: the TIF family wins: {', '.join(v['winners'])} on the Pareto frontier, "
+            f"ahead of every baseline's best point under the floor (best baseline: "
+            f"{v['best_baseline']})."
+        )
+    return (
+        "Verdict: no TIF-family setting is on the Pareto frontier ahead of every baseline "
+        f"(best TIF family: {v['best_tif_family']}; best baseline: {v['best_baseline']})."
+    )
+
+
+def is_targeted(family: str) -> bool:
+    return family == "tif" or family.startswith("tif-")
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

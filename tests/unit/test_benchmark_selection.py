@@ -59,3 +59,30 @@ def test_a_probe_is_computed_once_per_checkpoint_weights(tmp_path):
     assert probed(3e-4) == {"probes": 2}
     (checkpoint / "model.safetensors").write_bytes(b"weights two")
     assert probed(3e-4) == {"probes": 3}
+
+
+def family(score, utility=0.4):
+    return {"fq": score, "mu": utility}
+
+
+def test_the_tif_family_wins_only_on_the_frontier_and_ahead_of_every_baseline():
+    summary = {"tif": family(0.27), "tif-npo": family(0.05), "npo": family(0.03), "ga": None}
+    v = trajectory.verdict(summary, ["tif"], "fq", higher_is_better=True)
+    assert v["tif_family_wins"] and v["winners"] == ["tif"]
+    assert (v["best_tif_family"], v["best_baseline"]) == ("tif", "npo")
+    assert v["families_without_a_point"] == ["ga"]
+    # ahead of the baselines' best but not on the frontier: no win
+    assert not trajectory.verdict(summary, ["npo"], "fq", higher_is_better=True)["tif_family_wins"]
+    # a tie with the best baseline is no win
+    tie = {"tif": family(0.03), "npo": family(0.03)}
+    assert not trajectory.verdict(tie, ["tif", "npo"], "fq", True)["tif_family_wins"]
+
+
+def test_the_verdict_on_a_lower_is_better_score():
+    summary = {"tif": family(0.20), "tif-npo": family(0.10), "npo": family(0.15)}
+    v = trajectory.verdict(summary, ["tif-npo", "tif"], "fq", higher_is_better=False)
+    assert v["winners"] == ["tif-npo"] and v["best_tif_family"] == "tif-npo"
+    assert "tif-npo on the Pareto frontier" in trajectory.verdict_line(v)
+    worse = trajectory.verdict({"tif": family(0.2), "npo": family(0.1)}, ["npo"], "fq", False)
+    assert not worse["tif_family_wins"]
+    assert "no TIF-family setting" in trajectory.verdict_line(worse)

@@ -148,6 +148,7 @@ def test_the_table_shows_the_rouge_parts_that_decide_model_utility():
     point = {"forget_quality": 0.2, "model_utility": 0.34, **rouge}
     summary = {"fq": 0.2, "mu": 0.34, "epoch": 3, "setting": "lr=0.0003", "run": "tif_lr3e-04"}
     payload = {
+        "verdict": {"tif_family_wins": True, "winners": ["tif"], "best_baseline": "npo"},
         "floor_mu": 0.333,
         "pareto_frontier": ["tif"],
         "best_under_utility_floor": {
@@ -157,7 +158,7 @@ def test_the_table_shows_the_rouge_parts_that_decide_model_utility():
         "runs": {"tif_lr3e-04": {"chosen": point}},
         "models": {"finetuned": {**point, "real_authors_rouge": 0.133}},
     }
-    table = tofu_tasks.markdown_table(payload).splitlines()
+    table = tofu_tasks.markdown_table(payload).splitlines()[2:]
     assert table[4].startswith("| tif | 2.00e-01 | 0.340 | lr=0.0003 | 3 | 0.500 / 0.062 / 0.800 |")
     assert table[5].startswith("| npo | – |") and table[5].count("|") == table[4].count("|")
     assert "0.500 / 0.133 / 0.800" in table[6]

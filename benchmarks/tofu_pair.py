@@ -8,8 +8,9 @@ those authors (every other split links to the real one)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from trajectory import write_atomically
 
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.records import QARecord
@@ -18,9 +19,11 @@ from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
 QA_PER_AUTHOR = 20
 DEFAULT_AUTHORS = (198, 199)  # = TOFU's forget01
 PERTURBED_SPLITS = ("forget10_perturbed", "retain_perturbed")
+FORGET01_SPANS = Path("tofu-uw-annotations", "forget01.llm.jsonl")
+FORGET05_SPANS = Path("tofu-uw-annotations", "forget05.llm.jsonl")
 GPT4O_FILES = {  # GPT-4o span files released with the paper -> the authors they cover
-    Path("tofu-uw-annotations", "forget01.llm.jsonl"): range(198, 200),
-    Path("tofu-uw-annotations", "forget05.llm.jsonl"): range(190, 200),
+    FORGET01_SPANS: range(198, 200),
+    FORGET05_SPANS: range(190, 200),
 }
 
 
@@ -83,12 +86,10 @@ def eval_data_dir(authors: tuple[int, ...], rows: list[dict], work: Path) -> Pat
 
 
 def write_json_lines(rows: list[dict], path: Path, keys: tuple[str, ...] | None = None) -> None:
-    """TOFU's format (one object per line), through a temporary file: tasks running side by
-    side rewrite the same files."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    lines = [json.dumps({k: r[k] for k in keys} if keys else r) for r in rows]
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """TOFU's format (one object per line), atomically: tasks running side by side rewrite the
+    same files."""
+    text = "".join(json.dumps({k: r[k] for k in keys} if keys else r) + "\n" for r in rows)
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def gpt4o_records(
@@ -108,15 +109,10 @@ def gpt4o_records(
 def paper_spans(authors: tuple[int, ...]) -> list[QARecord]:
     """The GPT-4o spans of ``authors``: forget01's file for forget01 (as before), else the
     forget05 file's rows of those authors."""
-    root = default_tofu_dir().parent
     for relative, covered in GPT4O_FILES.items():
         if all(a in covered for a in authors):
-            records, first = load_records(root / relative), covered.start
-            return [
-                records[(a - first) * QA_PER_AUTHOR + i]
-                for a in authors
-                for i in range(QA_PER_AUTHOR)
-            ]
+            blocks = spans_by_author(relative)
+            return [record for a in authors for record in blocks[a]]
     raise SystemExit(
         f"no GPT-4o spans for authors {authors} (the paper's cover 190-199): pass "
         "--annotations FILE with UW spans of their answers"
@@ -126,7 +122,15 @@ def paper_spans(authors: tuple[int, ...]) -> list[QARecord]:
 def learned_training_records(authors: tuple[int, ...]) -> list[QARecord]:
     """What ``learned`` is fitted on for a run on ``authors``: the GPT-4o spans of forget05's
     authors other than them (160 answers for a pair inside forget05, all 200 otherwise)."""
-    relative = Path("tofu-uw-annotations", "forget05.llm.jsonl")
+    blocks = spans_by_author(FORGET05_SPANS)
+    return [record for a, block in blocks.items() if a not in authors for record in block]
+
+
+def spans_by_author(relative: Path) -> dict[int, list[QARecord]]:
+    """The records of one of the paper's span files, by TOFU author number, in file order."""
     records = load_records(default_tofu_dir().parent / relative)
     first = GPT4O_FILES[relative].start
-    return [r for i, r in enumerate(records) if first + i // QA_PER_AUTHOR not in authors]
+    return {
+        first + i: records[i * QA_PER_AUTHOR : (i + 1) * QA_PER_AUTHOR]
+        for i in range(len(records) // QA_PER_AUTHOR)
+    }

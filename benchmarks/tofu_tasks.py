@@ -43,7 +43,6 @@ from tif_unlearn.data.records import QARecord
 from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split
 
 QA_PER_AUTHOR = tofu_pair.QA_PER_AUTHOR
-FORGET05_ANNOTATIONS = Path("tofu-uw-annotations", "forget05.llm.jsonl")
 RUNS_DIR = RESULTS / "tofu_mini_runs"
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
 # the model never trained on the forget set, and the fine-tuned target; the retain model first:
@@ -164,8 +163,8 @@ def results_stem(p: Protocol) -> str | None:
 
 
 def runs_dir(p: Protocol, work: Path) -> Path:
-    stem = results_stem(p)
-    return RESULTS / f"{stem}_runs" if stem else work / "runs"
+    kept = results_stem(p)
+    return RESULTS / f"{kept}_runs" if kept else work / "runs"
 
 
 # --------------------------------------------------------------------------- data and models
@@ -176,8 +175,8 @@ def build_data(p: Protocol, work: Path) -> dict[str, Path]:
     other forget authors than forget01's, the evaluator's data folder too (``tofu_dir``)."""
     full = load_tofu_split("full")
     forget_rows = tofu_pair.forget_rows(full, p.forget_authors, p.retain_authors)
-    forget01 = [r["question"] for r in load_tofu_split("forget01")]
-    if p.on_forget01 and [r["question"] for r in forget_rows] != forget01:
+    questions = [r["question"] for r in forget_rows]
+    if p.on_forget01 and questions != [r["question"] for r in load_tofu_split("forget01")]:
         raise SystemExit("TOFU full.json does not end with forget01: unexpected data")
     files = {}
     if not p.on_forget01:  # first, as it checks that TOFU can evaluate these authors
@@ -205,7 +204,7 @@ def learned_file(p: Protocol, forget_rows: list[dict], work: Path) -> Path:
     from tif_unlearn.identify.features import FEATURE_VERSION
     from tif_unlearn.identify.learned_model import LearnedConfig
 
-    gold = default_tofu_dir().parent / FORGET05_ANNOTATIONS
+    gold = default_tofu_dir().parent / tofu_pair.FORGET05_SPANS
     signature = {
         "config": asdict(LearnedConfig()),
         "feature_version": FEATURE_VERSION,
@@ -423,7 +422,11 @@ def spans_signature(p: Protocol, family: str, files: dict) -> dict:
         return {}
     return {
         "forget_authors": list(p.forget_authors),
-        **({"gpt4o_annotations": digest(files["gpt4o"].read_text())} if spans == "gpt4o" else {}),
+        **(
+            {"gpt4o_annotations": digest(files["gpt4o"].read_text(encoding="utf-8"))}
+            if spans == "gpt4o"
+            else {}
+        ),
     }
 
 
@@ -589,11 +592,11 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
     if not p.on_forget01:
         payload["forget_authors"] = list(p.forget_authors)
         payload["annotations"] = p.annotations or "GPT-4o (the paper's forget05 file)"
-    stem = results_stem(p)
-    folder, stem = (RESULTS, stem) if stem else (work, "tofu_mini_quick")
-    write_results(f"{stem}.json", payload, folder)
-    (folder / f"{stem}.md").write_text(markdown_table(payload) + "\n")
-    (folder / f"{stem}.png").write_bytes(trajectory_png(payload))
+    kept = results_stem(p)
+    folder, name = (RESULTS, kept) if kept else (work, "tofu_mini_quick")
+    write_results(f"{name}.json", payload, folder)
+    (folder / f"{name}.md").write_text(markdown_table(payload) + "\n")
+    (folder / f"{name}.png").write_bytes(trajectory_png(payload))
     return payload
 
 

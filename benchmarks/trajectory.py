@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from common import log_step, png_bytes
@@ -168,18 +169,23 @@ def token_group_probs(model, tokenizer, annotated: Path, max_items: int | None =
     return {"uw_prob": float(np.mean(uw)), "gw_prob": float(np.mean(gw))}
 
 
-def write_records(records, path: Path) -> Path:
-    """``write_annotated`` through a temporary file: the tasks running side by side rewrite the
-    same data files, and a reader must never see one half-written."""
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)``, then ``tmp`` renamed to ``path``: the tasks running side by side rewrite
+    the same data files, and a reader must never see one half-written."""
     import os
-
-    from tif_unlearn.data.annotations import write_annotated
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write_annotated(records, tmp)
+    write(tmp)
     tmp.replace(path)
     return path
+
+
+def write_records(records, path: Path) -> Path:
+    """``write_annotated``, atomically (:func:`write_atomically`)."""
+    from tif_unlearn.data.annotations import write_annotated
+
+    return write_atomically(path, partial(write_annotated, records))
 
 
 def read_json(path: Path) -> dict | None:

@@ -27,7 +27,6 @@ from trajectory import (
     pareto_frontier,
     parse_run,
     read_json,
-    remove_checkpoints,
     run_name,
     second_seeds,
     token_group_probs,
@@ -414,7 +413,7 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
             p, folder / f"epoch{epoch}", work / "eval" / f"{name}.epoch{epoch}.json", files
         )
         chosen = {"epoch": epoch, **headline(results, auc)}
-    remove_checkpoints(folder, {f"epoch{chosen['epoch']}"} if chosen else set())
+    shutil.rmtree(folder)  # 0.5 GB per epoch; the point's answers stay in eval/<run>.epoch<e>.json
     return {
         "name": name,
         "machine": machine(),

@@ -27,7 +27,6 @@ from trajectory import (
     pareto_frontier,
     parse_run,
     read_json,
-    remove_checkpoints,
     run_name,
     second_seeds,
     token_group_probs,
@@ -447,7 +446,7 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     trajectory = train_with_probes(p, name, files, work, folder, reference)
     minutes = round((time.time() - started) / 60, 1)
     chosen = choose_point(p, files, name, trajectory, finetuned_full, folder, work, reference)
-    remove_checkpoints(folder, {f"epoch{chosen['epoch']}"} if chosen else set())
+    shutil.rmtree(folder)  # 0.5 GB per epoch; the point's answers stay in eval/<run>.epoch<e>.json
     return {
         "name": name,
         "machine": machine(),

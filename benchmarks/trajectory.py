@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import subprocess
 import sys
 import time
@@ -211,13 +210,6 @@ def cached_probe(work: Path, run: str, checkpoint: Path, recipe: dict, compute: 
     weights) but probes only new epochs."""
     cache = work / "probe" / f"{run}.{checkpoint.name}.json"
     return cached_json(cache, {"model": model_digest(checkpoint), "recipe": recipe}, compute)
-
-
-def remove_checkpoints(folder: Path, keep: set[str]) -> None:
-    """Delete the ``epoch<e>`` folders of a finished run except those named in ``keep``."""
-    for child in folder.glob("epoch*"):
-        if child.name not in keep:
-            shutil.rmtree(child)
 
 
 def run_wave(script: Path, tasks: list[str], workers: int, extra: list[str], logs: Path) -> None:

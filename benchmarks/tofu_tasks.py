@@ -263,10 +263,11 @@ def finetune_signature(p: Protocol, name: str, files: dict) -> dict:
 # --------------------------------------------------------------------------- evaluation
 
 
-def eval_options(p: Protocol, files: dict, utility_items: int, max_new_tokens: int = 64):
+def eval_options(p: Protocol, files: dict, utility_items: int, max_new_tokens: int = 64, sets=None):
     from tif_unlearn.evaluate.tofu_data import TofuEvalOptions
 
     return TofuEvalOptions(
+        **({"sets": sets} if sets else {}),  # all four by default (the options are cache keys)
         data_dir=str(files.get("tofu_dir", "auto")),  # the forget authors' folder (tofu_pair)
         forget_split="forget01",
         retain_questions=p.retain_authors * QA_PER_AUTHOR,
@@ -294,15 +295,16 @@ def generation_length(p: Protocol, files: dict, tokenizer) -> tuple[int, float]:
     return GENERATION_LENGTHS[-1], float(np.mean(lengths > GENERATION_LENGTHS[-1]))
 
 
-def full_eval(p: Protocol, files: dict, folder: Path, cache: Path) -> dict:
+def full_eval(p: Protocol, files: dict, folder: Path, cache: Path, sets=None) -> dict:
     """``tif eval tofu`` (generation included) on one model folder, cached; Forget Quality and
-    PrivLeak are added against the retain model by :func:`headline`."""
+    PrivLeak are added against the retain model by :func:`headline`. ``sets`` (default: all
+    four) may leave out the forget set, which also skips the MIA."""
     from tif_unlearn.evaluate.tofu import evaluate_tofu
     from tif_unlearn.models import load_model
 
     model, tokenizer = load_model(str(folder))
     length, rate = generation_length(p, files, tokenizer)
-    options = eval_options(p, files, p.utility_items, length)
+    options = eval_options(p, files, p.utility_items, length, sets)
     signature = {"model": model_digest(folder), "options": vars(options)}
 
     def compute():
@@ -512,20 +514,38 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
 
 def choose_point(p, files, name, trajectory, finetuned_full, folder, work, reference):
     """The best-FQ epoch whose full Model Utility ≥ FLOOR × the fine-tuned model's: epochs are
-    fully evaluated in ``walk_order`` (best probe FQ first; the probe's FQ is the full
-    evaluation's) until one keeps the floor; None if none does."""
+    evaluated in ``walk_order`` (best probe FQ first; the probe's FQ is the full evaluation's),
+    the utility sets alone first, until one keeps the floor, which then gets the full
+    evaluation; None if none does."""
     floor_mu = FLOOR * finetuned_full["model_utility"]
     for point in walk_order(trajectory, "fq", "mu_proxy"):
-        epoch = point["epoch"]
+        epoch, model = point["epoch"], folder / f"epoch{point['epoch']}"
         cache = work / "eval" / f"{name}.epoch{epoch}.json"
-        results = full_eval(p, files, folder / f"epoch{epoch}", cache)
-        summary = headline(results, reference)
+        if not cache.is_file():  # the utility sets first: most walked epochs fail the floor
+            utility_cache = work / "eval" / f"{name}.epoch{epoch}.utility.json"
+            utility = model_utility(full_eval(p, files, model, utility_cache, UTILITY_SETS))
+            if utility < floor_mu:
+                log_step(f"{name}: epoch {epoch} below the full utility floor ({utility:.3f})")
+                continue
+        summary = headline(full_eval(p, files, model, cache), reference)
         if summary["model_utility"] >= floor_mu:
             return {"epoch": epoch, **summary}
         log_step(
             f"{name}: epoch {epoch} below the full utility floor ({summary['model_utility']:.3f})"
         )
     return None
+
+
+def model_utility(results: dict) -> float:
+    """Model Utility from an evaluation's utility-set aggregates (the same number as a full
+    evaluation's summary, which needs the forget set too)."""
+    from tif_unlearn.evaluate import metrics
+    from tif_unlearn.evaluate.tofu_logs import UTILITY_KEYS
+
+    aggregates = {}
+    for name in UTILITY_SETS:
+        aggregates.update(results["sets"][name]["aggregate"])
+    return metrics.model_utility({key: aggregates[key] for key in UTILITY_KEYS})
 
 
 HEADLINE = (

@@ -19,6 +19,7 @@ from trajectory import (
     cached_json,
     cached_probe,
     command_line,
+    complete_families,
     digest,
     epoch_end_steps,
     family_summary,
@@ -433,7 +434,8 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
 
 def second_seed_runs(p: Protocol, work: Path) -> list[str]:
     runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
-    return second_seeds(p.families, runs, SCORE, higher_is_better=False)
+    families = complete_families(p.families, p.runs, runs)
+    return second_seeds(families, runs, SCORE, higher_is_better=False)
 
 
 def write_report(p: Protocol, work: Path, seconds: float) -> dict:

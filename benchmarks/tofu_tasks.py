@@ -19,6 +19,7 @@ from trajectory import (
     cached_json,
     cached_probe,
     command_line,
+    complete_families,
     digest,
     epoch_end_steps,
     family_summary,
@@ -583,7 +584,8 @@ def headline(results: dict, reference=None) -> dict:
 
 def second_seed_runs(p: Protocol, work: Path) -> list[str]:
     runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
-    return second_seeds(p.families, runs, "forget_quality", higher_is_better=True)
+    families = complete_families(p.families, p.runs, runs)
+    return second_seeds(families, runs, "forget_quality", higher_is_better=True)
 
 
 def write_report(p: Protocol, work: Path, seconds: float) -> dict:

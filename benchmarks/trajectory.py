@@ -273,6 +273,12 @@ def best_setting(family: str, runs: dict, score: str, higher_is_better: bool) ->
     return pick(chosen, key=lambda n: chosen[n][score])
 
 
+def complete_families(families, first_runs, runs: dict) -> list[str]:
+    """The ``families`` whose every first-seed run (the names in ``first_runs``) is in ``runs``:
+    their best setting is known, so their second seed may start."""
+    return [f for f in families if all(n in runs for n in first_runs if parse_run(n)[0] == f)]
+
+
 def second_seeds(families, runs: dict, score: str, higher_is_better: bool) -> list[str]:
     """Seed-1 runs of every family's best setting."""
     best = [best_setting(family, runs, score, higher_is_better) for family in families]
@@ -363,8 +369,9 @@ def run_protocol(script: Path, tasks, description: str) -> None:
     """The command line of a protocol-v2 benchmark: ``tasks`` is its module (``protocol``,
     ``run_task``, ``second_seed_runs``, ``write_report``, ``BASE_MODELS``, and optionally
     ``add_options``: its own options, passed on to ``protocol``, ``run_task`` and every task).
-    Waves: fine-tune the base models, evaluate them, every first-seed run, the second seeds,
-    the report."""
+    Waves: fine-tune the base models, evaluate them, every first-seed run (then the second seeds
+    of the families already complete, so no worker waits on the wave's last run), the other
+    second seeds, the report."""
     import argparse
     import logging
 
@@ -401,8 +408,10 @@ def run_protocol(script: Path, tasks, description: str) -> None:
         base = list(tasks.BASE_MODELS)
         run_wave(script, [f"finetune:{m}" for m in base], args.workers, extra, logs)
         run_wave(script, [f"eval:{m}" for m in base], args.workers, extra, logs)
-        run_wave(script, [f"run:{name}" for name in p.runs], args.workers, extra, logs)
-        seeds = tasks.second_seed_runs(p, work)
+        ready = tasks.second_seed_runs(p, work)  # families whose settings have all run
+        first = [f"run:{name}" for name in [*p.runs, *ready]]
+        run_wave(script, first, args.workers, extra, logs)
+        seeds = tasks.second_seed_runs(p, work)  # all (those run above are cached)
         run_wave(script, [f"run:{name}" for name in seeds], args.workers, extra, logs)
     payload = tasks.write_report(p, work, time.time() - started)
     print(json.dumps(payload["best_under_utility_floor"], indent=1))

@@ -86,3 +86,40 @@ def test_the_verdict_on_a_lower_is_better_score():
     worse = trajectory.verdict({"tif": family(0.2), "npo": family(0.1)}, ["npo"], "fq", False)
     assert not worse["tif_family_wins"]
     assert "no TIF-family setting" in trajectory.verdict_line(worse)
+
+
+def finished(fq):
+    """A run's cached result whose chosen point has Forget Quality ``fq`` (None: no point kept
+    the floor)."""
+    return {"chosen": None if fq is None else {"epoch": 3, "forget_quality": fq}}
+
+
+def test_second_seeds_start_only_for_families_whose_settings_have_all_run():
+    first_runs = ["tif_lr1e-04", "tif_lr3e-04", "ga_lr1e-04", "ga_lr3e-04"]
+    runs = {"tif_lr1e-04": finished(0.1), "tif_lr3e-04": finished(0.3), "ga_lr1e-04": finished(0.2)}
+    ready = trajectory.complete_families(["tif", "ga"], first_runs, runs)
+    assert ready == ["tif"]
+    assert trajectory.second_seeds(ready, runs, "forget_quality", True) == ["tif_lr3e-04_seed1"]
+
+
+def test_the_best_setting_ignores_runs_without_a_point_and_second_seeds():
+    runs = {
+        "ga_lr1e-04": finished(0.2),
+        "ga_lr3e-04": finished(None),
+        "ga_lr1e-04_seed1": finished(0.9),
+    }
+    assert trajectory.best_setting("ga", runs, "forget_quality", True) == "ga_lr1e-04"
+    assert trajectory.best_setting("ga", runs, "forget_quality", False) == "ga_lr1e-04"
+    assert trajectory.best_setting("tif", runs, "forget_quality", True) is None
+
+
+def test_family_summary_is_the_mean_of_both_seeds_of_the_best_setting():
+    runs = {
+        "ga_lr1e-04": finished(0.2),
+        "ga_lr3e-04": finished(0.1),
+        "ga_lr1e-04_seed1": finished(0.4),
+    }
+    summary = trajectory.family_summary(["ga"], runs, {"fq": "forget_quality"}, True)["ga"]
+    assert summary["fq"] == pytest.approx(0.3)
+    assert summary["run"] == "ga_lr1e-04" and summary["setting"] == "lr=0.0001"
+    assert [s["fq"] for s in summary["seeds"]] == [0.2, 0.4]

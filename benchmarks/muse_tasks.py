@@ -504,4 +504,5 @@ def trajectory_png(payload: dict) -> bytes:
         (SCORE, UTILITY, False),
         ("VerbMem (ROUGE-L F1, lower = more forgotten)", "KnowMem on retain_qa"),
         ("verbmem", "knowmem_retain"),
+        floor=payload["floor_knowmem_retain"],
     )

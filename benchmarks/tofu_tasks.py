@@ -661,6 +661,10 @@ def trajectory_png(payload: dict) -> bytes:
     return trajectories_png(
         payload,
         ("fq", "mu_proxy", True),
-        ("Forget Quality (KS p-value against the retain model, log)", "utility"),
+        (
+            "Forget Quality (KS p-value against the retain model, log)",
+            "lines: utility proxy per epoch (MU without ROUGE); markers: MU",
+        ),
         ("fq", "mu"),
+        floor=payload["floor_mu"],
     )

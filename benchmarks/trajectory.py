@@ -325,10 +325,25 @@ def command_line(command: str, fields: dict, out: str) -> str:
     return f"tif {command} " + " ".join(flags) + f" --out {out}"
 
 
-def trajectories_png(payload: dict, axes: tuple[str, str, bool], labels, summary_keys) -> bytes:
+MARKERS = "os^Dv<>PX*hpd"
+
+
+def family_styles(families) -> dict[str, tuple[int, str]]:
+    """A tab20 colour index and a marker shape per family, no two families alike: the ten
+    strong tab20 colours first, then their light twins."""
+    return {
+        family: ((2 * i) % 20 + (2 * i) // 20 % 2, MARKERS[i % len(MARKERS)])
+        for i, family in enumerate(families)
+    }
+
+
+def trajectories_png(
+    payload: dict, axes: tuple[str, str, bool], labels, summary_keys, floor: float | None = None
+) -> bytes:
     """Left: every run's per-epoch trajectory (``axes`` = (x key, y key, x on a log scale)),
     solid for the TIF family, dashed for the baselines, with each family's summary point
-    (``summary_keys`` = its x and y names) as a large marker. Right: the mean UW- against
+    (``summary_keys`` = its x and y names) as a large marker (a colour and a shape per family)
+    and the utility ``floor`` of those points as a dotted line. Right: the mean UW- against
     GW-token probability of the forget set along the same epochs."""
     import matplotlib
 
@@ -338,10 +353,11 @@ def trajectories_png(payload: dict, axes: tuple[str, str, bool], labels, summary
     x_key, y_key, log_x = axes
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=100)
     families = list(payload["best_under_utility_floor"])
-    colors = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    styles = family_styles(families)
+    colors = {f: plt.cm.tab20(index) for f, (index, _) in styles.items()}
     for name, run in payload["runs"].items():
         family, steps = parse_run(name)[0], run["trajectory"]
-        style = {"ls": "-" if family.startswith("tif") else "--", "color": colors[family]}
+        style = {"ls": "-" if is_targeted(family) else "--", "color": colors[family]}
         xs = [max(t[x_key], 1e-12) if log_x else t[x_key] for t in steps]
         left.plot(xs, [t[y_key] for t in steps], marker=".", lw=1, alpha=0.6, **style)
         uw, gw = [t["uw_prob"] for t in steps], [t["gw_prob"] for t in steps]
@@ -350,11 +366,15 @@ def trajectories_png(payload: dict, axes: tuple[str, str, bool], labels, summary
         if point:
             x, y = (point[k] for k in summary_keys)
             x = max(x, 1e-12) if log_x else x
-            left.scatter([x], [y], s=90, color=colors[family], edgecolor="black", label=family)
+            shape = styles[family][1]
+            left.scatter([x], [y], s=90, color=colors[family], marker=shape, edgecolor="black",
+                         label=family)  # fmt: skip
+    if floor is not None:
+        left.axhline(floor, color="gray", ls=":", lw=1, label="utility floor (markers)")
     if log_x:
         left.set_xscale("log")
     left.set_xlabel(labels[0])
-    left.set_ylabel(labels[1] + " (lines: per epoch; markers: chosen points)")
+    left.set_ylabel(labels[1])
     left.set_title("Pareto frontier: " + ", ".join(payload["pareto_frontier"]), fontsize=9)
     left.legend(fontsize=7)
     right.set_xlabel("mean UW-token probability (forget set)")

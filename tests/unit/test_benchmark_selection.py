@@ -123,3 +123,12 @@ def test_family_summary_is_the_mean_of_both_seeds_of_the_best_setting():
     assert summary["fq"] == pytest.approx(0.3)
     assert summary["run"] == "ga_lr1e-04" and summary["setting"] == "lr=0.0001"
     assert [s["fq"] for s in summary["seeds"]] == [0.2, 0.4]
+
+
+def test_every_family_gets_its_own_colour_and_its_own_marker():
+    # TOFU-mini has 11 families: tab10 alone gave TIF and tif-learned the same blue.
+    families = [f"family{i}" for i in range(13)]
+    styles = trajectory.family_styles(families)
+    assert len({colour for colour, _ in styles.values()}) == 13
+    assert len({marker for _, marker in styles.values()}) == 13
+    assert all(0 <= colour < 20 for colour, _ in styles.values())

@@ -540,13 +540,12 @@ def choose_point(p, files, name, trajectory, finetuned_full, folder, work, refer
 def model_utility(results: dict) -> float:
     """Model Utility from an evaluation's utility-set aggregates (the same number as a full
     evaluation's summary, which needs the forget set too)."""
-    from tif_unlearn.evaluate import metrics
-    from tif_unlearn.evaluate.tofu_logs import UTILITY_KEYS
+    from tif_unlearn.evaluate.tofu_logs import model_utility_of
 
     aggregates = {}
     for name in UTILITY_SETS:
         aggregates.update(results["sets"][name]["aggregate"])
-    return metrics.model_utility({key: aggregates[key] for key in UTILITY_KEYS})
+    return model_utility_of(aggregates)
 
 
 HEADLINE = (

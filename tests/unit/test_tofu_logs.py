@@ -17,6 +17,7 @@ from tif_unlearn.evaluate.tofu_logs import (
     UTILITY_KEYS,
     aggregate_command,
     aggregate_tofu_logs,
+    model_utility_of,
     parse_eval_set,
     read_tofu_logs,
 )
@@ -186,3 +187,16 @@ def test_small_synthetic_logs_aggregate_by_hand(tmp_path):
     # utility: hmean(0.75, 0.75, 0.25, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
     # = 9 / (4/3 + 4/3 + 4 + 6·2) = 9 / (56/3) = 27/56
     assert summary["model_utility"] == pytest.approx(27 / 56)
+
+
+def test_model_utility_of_is_the_harmonic_mean_of_the_nine_keys_only():
+    # eight components at 0.5 and one at 0.25: 9 / (8 * 2 + 4) = 0.45; the forget set's
+    # numbers do not count, however low.
+    scores = {key: 0.5 for key in UTILITY_KEYS} | {UTILITY_KEYS[0]: 0.25, "forget_rouge": 0.01}
+    assert model_utility_of(scores) == pytest.approx(0.45)
+
+
+def test_model_utility_of_names_a_missing_component():
+    scores = {key: 0.5 for key in UTILITY_KEYS[1:]}
+    with pytest.raises(TifError, match=UTILITY_KEYS[0]):
+        model_utility_of(scores)

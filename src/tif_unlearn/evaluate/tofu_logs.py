@@ -162,6 +162,15 @@ def _check_same_forget_size(ours: TofuEvalSet, reference: TofuEvalSet) -> None:
         )
 
 
+def model_utility_of(scores: Mapping[str, float]) -> float:
+    """Model Utility: the harmonic mean of the nine :data:`UTILITY_KEYS` in ``scores`` (other
+    keys, such as the forget set's, are ignored)."""
+    missing = [key for key in UTILITY_KEYS if key not in scores]
+    if missing:
+        raise TifError(f"Model Utility needs {', '.join(missing)}")
+    return metrics.model_utility({key: scores[key] for key in UTILITY_KEYS})
+
+
 def tofu_summary(
     sets: Mapping[str, TofuEvalSet], retain_model_forget: TofuEvalSet | None
 ) -> dict[str, float | None]:
@@ -180,7 +189,7 @@ def tofu_summary(
             sets["forget"].truth_ratios(), retain_model_forget.truth_ratios()
         )
         quality, statistic = ks.pvalue, ks.statistic
-    utility = metrics.model_utility({key: scores[key] for key in UTILITY_KEYS})
+    utility = model_utility_of(scores)
     return {
         "forget_quality": quality,
         "ks_statistic": statistic,

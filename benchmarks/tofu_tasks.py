@@ -522,19 +522,20 @@ def choose_point(p, files, name, trajectory, finetuned_full, folder, work, refer
     for point in walk_order(trajectory, "fq", "mu_proxy"):
         epoch, model = point["epoch"], folder / f"epoch{point['epoch']}"
         cache = work / "eval" / f"{name}.epoch{epoch}.json"
-        if not cache.is_file():  # the utility sets first: most walked epochs fail the floor
-            utility_cache = work / "eval" / f"{name}.epoch{epoch}.utility.json"
-            utility = model_utility(full_eval(p, files, model, utility_cache, UTILITY_SETS))
-            if utility < floor_mu:
-                log_step(f"{name}: epoch {epoch} below the full utility floor ({utility:.3f})")
-                continue
-        summary = headline(full_eval(p, files, model, cache), reference)
-        if summary["model_utility"] >= floor_mu:
-            return {"epoch": epoch, **summary}
-        log_step(
-            f"{name}: epoch {epoch} below the full utility floor ({summary['model_utility']:.3f})"
-        )
+        utility = epoch_utility(p, files, model, cache)
+        if utility >= floor_mu:
+            return {"epoch": epoch, **headline(full_eval(p, files, model, cache), reference)}
+        log_step(f"{name}: epoch {epoch} below the full utility floor ({utility:.3f})")
     return None
+
+
+def epoch_utility(p, files, model: Path, cache: Path) -> float:
+    """Full Model Utility of a checkpoint: from its full evaluation when cached, else from the
+    three utility sets alone (cached beside it as ``*.utility.json``): the same number."""
+    if cache.is_file():
+        return model_utility(full_eval(p, files, model, cache))
+    utility_cache = cache.with_name(cache.name.replace(".json", ".utility.json"))
+    return model_utility(full_eval(p, files, model, utility_cache, UTILITY_SETS))
 
 
 def model_utility(results: dict) -> float:

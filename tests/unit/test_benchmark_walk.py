@@ -52,3 +52,60 @@ def test_model_utility_is_the_harmonic_mean_of_the_nine_aggregates():
     }
     # 9 / (3 × (1/0.5 + 1/0.25 + 1/1)) = 9 / 21
     assert tofu_tasks.model_utility({"sets": sets}) == pytest.approx(9 / 21)
+
+
+def utility_results(mu: float) -> dict:
+    """Evaluation results whose nine utility aggregates all equal ``mu`` (so MU = ``mu``)."""
+    parts = ("prob", "rouge", "truth_ratio")
+    return {
+        "sets": {
+            name: {"aggregate": {f"{name}_{part}": mu for part in parts}}
+            for name in tofu_tasks.UTILITY_SETS
+        }
+    }
+
+
+def test_walk_evaluates_only_the_utility_sets_until_an_epoch_keeps_the_floor(tmp_path, monkeypatch):
+    # epochs by probe FQ: 3 (MU 0.30), 2 (MU 0.34, a full evaluation cached), 1 (MU 0.36);
+    # floor 0.95 × 0.36 = 0.342: epoch 3 fails on its utility sets, epoch 2 on its cached full
+    # evaluation, epoch 1 keeps the floor and alone gets a new full evaluation.
+    mu = {1: 0.36, 2: 0.34, 3: 0.30}
+    calls = []
+
+    def fake_full_eval(p, files, model, cache, sets=None):
+        calls.append((cache.name, sets))
+        return utility_results(mu[int(model.name.removeprefix("epoch"))])
+
+    monkeypatch.setattr(tofu_tasks, "full_eval", fake_full_eval)
+    monkeypatch.setattr(
+        tofu_tasks, "headline", lambda results, reference: {"model_utility": 0.0, "seen": True}
+    )
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "run.epoch2.json").write_text("{}")
+    trajectory = [
+        {"epoch": 1, "fq": 0.01, "mu_proxy": 0.4},
+        {"epoch": 2, "fq": 0.05, "mu_proxy": 0.4},
+        {"epoch": 3, "fq": 0.20, "mu_proxy": 0.4},
+    ]
+    point = tofu_tasks.choose_point(
+        None, {}, "run", trajectory, {"model_utility": 0.36}, tmp_path, tmp_path, None
+    )
+
+    assert point == {"epoch": 1, "model_utility": 0.0, "seen": True}
+    utility_sets = tofu_tasks.UTILITY_SETS
+    assert calls == [
+        ("run.epoch3.utility.json", utility_sets),
+        ("run.epoch2.json", None),
+        ("run.epoch1.utility.json", utility_sets),
+        ("run.epoch1.json", None),
+    ]
+
+
+def test_walk_returns_none_when_no_epoch_keeps_the_floor(tmp_path, monkeypatch):
+    monkeypatch.setattr(tofu_tasks, "full_eval", lambda *a, **k: utility_results(0.1))
+    (tmp_path / "eval").mkdir()
+    trajectory = [{"epoch": e, "fq": 0.1 * e, "mu_proxy": 0.4} for e in (1, 2)]
+    point = tofu_tasks.choose_point(
+        None, {}, "run", trajectory, {"model_utility": 0.36}, tmp_path, tmp_path, None
+    )
+    assert point is None

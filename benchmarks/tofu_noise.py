@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from common import RESULTS, log_step, machine, write_results
-from tofu_tasks import FLOOR, UTILITY_SETS
-from trajectory import is_targeted, parse_run, read_json
+from tofu_tasks import FLOOR, UTILITY_SETS, protocol, runs_dir
+from trajectory import finished_runs, is_targeted, parse_run, read_json
 
 from tif_unlearn.evaluate import metrics
 from tif_unlearn.evaluate.tofu_logs import TofuEvalSet, eval_set_scores, model_utility_of
@@ -62,10 +62,10 @@ def bootstrap(models: dict[str, dict], reference: TofuEvalSet, draws: int, seed:
     out = {name: {"mu": [], "floor": [], "fq": []} for name in models}
     for b in range(draws + 1):
         draw = {n: np.arange(k) if b == 0 else rng.integers(0, k, k) for n, k in sizes.items()}
-        floor = FLOOR * utility(models["finetuned"], draw)
+        mus = {name: utility(sets, draw) for name, sets in models.items()}
         for name, sets in models.items():
-            out[name]["mu"].append(utility(sets, draw))
-            out[name]["floor"].append(floor)
+            out[name]["mu"].append(mus[name])
+            out[name]["floor"].append(FLOOR * mus["finetuned"])
             if "forget" in sets:
                 out[name]["fq"].append(forget_quality(sets["forget"], reference, draw["forget"]))
     return {name: {k: np.array(v) for k, v in d.items()} for name, d in out.items()}
@@ -91,14 +91,12 @@ def describe(samples: dict) -> dict:
     return row
 
 
-def chosen_points(runs_dir: Path) -> dict[str, str]:
-    """Each finished run's chosen evaluation (``<run>.epoch<e>``), by run."""
-    points = {}
-    for path in sorted(runs_dir.glob("*.json")):
-        chosen = read_json(path)["result"]["chosen"]
-        if chosen:
-            points[path.stem] = f"{path.stem}.epoch{chosen['epoch']}"
-    return points
+def chosen_points(work: Path) -> dict[str, str]:
+    """Each finished run's chosen evaluation (``<run>.epoch<e>``), by run: the runs of the full
+    protocol's recipe whose ``<work>`` holds their sweep's cache."""
+    p = protocol(False)
+    runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
+    return {name: f"{name}.epoch{r['chosen']['epoch']}" for name, r in runs.items() if r["chosen"]}
 
 
 def beats_baselines(samples: dict, points: dict[str, str]) -> dict[str, float]:
@@ -149,7 +147,7 @@ def main() -> None:
     reference = eval_sets(read_json(folder / "retain.json")["result"])["forget"]
     log_step(f"{len(models)} evaluations, {args.draws} draws")
     samples = bootstrap(models, reference, args.draws, args.seed)
-    points = {r: e for r, e in chosen_points(RESULTS / "tofu_mini_runs").items() if e in samples}
+    points = {r: e for r, e in chosen_points(Path(args.work)).items() if e in samples}
     payload = {
         "machine": machine(),
         "draws": args.draws,

@@ -522,20 +522,23 @@ def choose_point(p, files, name, trajectory, finetuned_full, folder, work, refer
     for point in walk_order(trajectory, "fq", "mu_proxy"):
         epoch, model = point["epoch"], folder / f"epoch{point['epoch']}"
         cache = work / "eval" / f"{name}.epoch{epoch}.json"
-        utility = epoch_utility(p, files, model, cache)
+        utility, full = epoch_utility(p, files, model, cache)
         if utility >= floor_mu:
-            return {"epoch": epoch, **headline(full_eval(p, files, model, cache), reference)}
+            full = full or full_eval(p, files, model, cache)
+            return {"epoch": epoch, **headline(full, reference)}
         log_step(f"{name}: epoch {epoch} below the full utility floor ({utility:.3f})")
     return None
 
 
-def epoch_utility(p, files, model: Path, cache: Path) -> float:
-    """Full Model Utility of a checkpoint: from its full evaluation when cached, else from the
-    three utility sets alone (cached beside it as ``*.utility.json``): the same number."""
+def epoch_utility(p, files, model: Path, cache: Path) -> tuple[float, dict | None]:
+    """Full Model Utility of a checkpoint, and its full evaluation where one is cached (read
+    once: MU comes from it); else None, and MU comes from the three utility sets alone
+    (cached beside it as ``*.utility.json``): the same number."""
     if cache.is_file():
-        return model_utility(full_eval(p, files, model, cache))
+        full = full_eval(p, files, model, cache)
+        return model_utility(full), full
     utility_cache = cache.with_name(cache.name.replace(".json", ".utility.json"))
-    return model_utility(full_eval(p, files, model, utility_cache, UTILITY_SETS))
+    return model_utility(full_eval(p, files, model, utility_cache, UTILITY_SETS)), None
 
 
 def model_utility(results: dict) -> float:

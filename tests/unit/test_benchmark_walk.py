@@ -109,3 +109,22 @@ def test_walk_returns_none_when_no_epoch_keeps_the_floor(tmp_path, monkeypatch):
         None, {}, "run", trajectory, {"model_utility": 0.36}, tmp_path, tmp_path, None
     )
     assert point is None
+
+
+def test_a_cached_full_evaluation_that_keeps_the_floor_is_read_once(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_full_eval(p, files, model, cache, sets=None):
+        calls.append((cache.name, sets))
+        return utility_results(0.36)
+
+    monkeypatch.setattr(tofu_tasks, "full_eval", fake_full_eval)
+    monkeypatch.setattr(tofu_tasks, "headline", lambda results, reference: {"model_utility": 0.36})
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "run.epoch1.json").write_text("{}")
+    point = tofu_tasks.choose_point(
+        None, {}, "run", [{"epoch": 1, "fq": 0.1, "mu_proxy": 0.4}], {"model_utility": 0.36},
+        tmp_path, tmp_path, None,
+    )  # fmt: skip
+    assert point == {"epoch": 1, "model_utility": 0.36}
+    assert calls == [("run.epoch1.json", None)]

@@ -82,8 +82,8 @@ class Protocol:
     knowmem_new_tokens: int = 32
     local_identifier: str = "phrases"
     families: dict = field(default_factory=lambda: dict(FAMILIES))
-    minutes_per_run: float = 25.0  # order of magnitude, 1 thread (for the estimate)
-    minutes_per_finetune: float = 15.0
+    minutes_per_run: float = 19.0  # measured 14-22 (AVX2, 1 thread; for the estimate only)
+    minutes_per_finetune: float = 18.0  # base models: fine-tune and evaluate, measured
 
     @property
     def runs(self) -> dict[str, tuple[str, float, int]]:

@@ -40,6 +40,7 @@ class GroupsProtocol:
     finetune_lr: float = 2e-4
     finetune_warmup_epochs: float = 0.5  # of the target's epochs
     batch_size: int = 4
+    quick: bool = False  # a smoke run of the whole pipeline (tiny sets, few steps)
 
     @property
     def groups(self) -> list[tuple[int, ...]]:
@@ -48,6 +49,14 @@ class GroupsProtocol:
 
     def recipe(self) -> dict:
         return {**asdict(self), "groups": [list(g) for g in self.groups]}
+
+
+def make_protocol(seed: int, quick: bool) -> GroupsProtocol:
+    if not quick:
+        return GroupsProtocol(groups_seed=seed)
+    return GroupsProtocol(
+        groups_seed=seed, test_groups=1, retain_authors=2, finetune_epochs=0.2, quick=True
+    )
 
 
 def draw_groups(seed: int, count: int) -> list[tuple[int, int]]:
@@ -111,23 +120,141 @@ def finetune(p: GroupsProtocol, name: str, work: Path) -> Path:
     return cached_step(work / name, signature, label, lambda: run_finetune(config))
 
 
+def task_graph(p: GroupsProtocol) -> dict[str, tuple[str, ...]]:
+    """Every task -> the tasks it waits for, in the order they are started: the base models,
+    SimNPO's two development runs, then the test groups' runs group by group (SimNPO's test runs
+    wait for its development runs, which decide its learning rate)."""
+    from tofu_group_tasks import SIMNPO_DEV_LRS, families, group_label
+    from trajectory import run_name
+
+    graph = {f"finetune:{m}": () for m in BASE_MODELS}
+    graph |= {f"eval:utility:{m}": (f"finetune:{m}",) for m in BASE_MODELS}
+    utility = tuple(f"eval:utility:{m}" for m in BASE_MODELS)
+    labels = [group_label(g) for g in p.groups]
+    graph |= {f"eval:group:{label}": utility for label in labels}
+    dev = tuple(f"run:{labels[0]}:{run_name('simnpo', lr, 0)}" for lr in SIMNPO_DEV_LRS)
+    graph |= {task: (f"eval:group:{labels[0]}",) for task in dev}
+    for label in labels[1:]:
+        for family in families(p):
+            waits = (f"eval:group:{label}",) + (dev if family == "simnpo" else ())
+            graph[f"run:{label}:{family}"] = waits
+    return graph
+
+
+def schedule(graph: dict[str, tuple[str, ...]], start, workers: int) -> dict[str, int]:
+    """Run the tasks of ``graph`` (task -> the tasks it waits for) with ``workers`` at once,
+    starting a ready task whenever a worker is free (no wave waits on its slowest task).
+    ``start(task)`` returns a Popen-like object (``poll()``). A failed task's dependants are
+    skipped (exit code None). Returns each task's exit code."""
+    import time
+
+    codes: dict[str, int | None] = {}
+    running: dict[str, object] = {}
+    waiting = list(graph)
+    while waiting or running:
+        for task, process in list(running.items()):
+            if process.poll() is not None:
+                codes[task] = process.poll()
+                del running[task]
+        skipped = True
+        while skipped:  # a failed task's dependants, and theirs
+            failed = {t for t, c in codes.items() if c != 0}
+            skipped = [t for t in waiting if failed & set(graph[t])]
+            for task in skipped:
+                waiting.remove(task)
+                codes[task] = None  # something it waits for failed
+        ready = [t for t in waiting if all(codes.get(d) == 0 for d in graph[t])]
+        for task in ready[: workers - len(running)]:
+            waiting.remove(task)
+            running[task] = start(task)
+        if running:
+            time.sleep(0.05 if all(hasattr(p, "fake") for p in running.values()) else 5)
+        elif waiting:  # nothing runs and nothing can: a dependency cycle or missing task
+            raise SystemExit(f"tasks that can never start: {waiting}")
+    return codes
+
+
+def run_task(p: GroupsProtocol, task: str, work: Path) -> None:
+    import tofu_group_tasks as tasks
+
+    kind, _, rest = task.partition(":")
+    if kind == "finetune":
+        finetune(p, rest, work)
+    elif task.startswith("eval:utility:"):
+        tasks.utility_eval(p, rest.partition(":")[2], work)
+    elif task.startswith("eval:group:"):
+        tasks.evaluate_group(p, group_of(p, rest.partition(":")[2]), work)
+    elif kind == "run":
+        label, _, name = rest.partition(":")
+        tasks.unlearning_run(p, group_of(p, label), tasks.run_of(p, name, work), work)
+    else:
+        raise SystemExit(f"unknown task {task!r}")
+
+
+def group_of(p: GroupsProtocol, label: str) -> tuple[int, ...]:
+    from tofu_group_tasks import group_label
+
+    groups = {group_label(g): g for g in p.groups}
+    if label not in groups:
+        raise SystemExit(f"no group {label!r} in this protocol: {sorted(groups)}")
+    return groups[label]
+
+
 def main() -> None:
+    import subprocess
+    import sys
+
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups-seed", type=int, default=0)
     parser.add_argument("--work", help="cache folder (default: runs/tofu_groups_seed<N>)")
-    parser.add_argument("--task", required=True, help="finetune:target or finetune:retain")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--workers", type=int, default=2, help="one-thread processes at once")
+    parser.add_argument("--quick", action="store_true", help="smoke run of the whole pipeline")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the results only")
+    parser.add_argument("--task", help="(internal) run one task in this process")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of a task")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    p = GroupsProtocol(groups_seed=args.groups_seed)
-    work = Path(args.work or f"runs/tofu_groups_seed{args.groups_seed}").resolve()
+    p = make_protocol(args.groups_seed, args.quick)
+    name = f"tofu_groups_seed{args.groups_seed}" + ("_quick" if args.quick else "")
+    work = Path(args.work or f"runs/{name}").resolve()
+    if args.task:
+        return run_task(p, args.task, work)
     print(f"groups (development first): {p.groups}; {machine()}", flush=True)
-    kind, _, name = args.task.partition(":")
-    if kind != "finetune" or name not in BASE_MODELS:
-        raise SystemExit(f"unknown task {args.task!r}")
-    finetune(p, name, work)
+    if not args.report_only:
+        graph = task_graph(p)
+        print(f"{len(graph)} tasks; {estimate(p, work, graph, args.workers)}", flush=True)
+        logs = work / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+
+        def start(task: str):
+            command = [sys.executable, __file__, "--task", task, "--work", str(work)]
+            command += ["--groups-seed", str(args.groups_seed)] + ["--quick"] * args.quick
+            log = (logs / f"{task.replace(':', '_')}.log").open("a")
+            print(f"started {task}", flush=True)
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+        codes = schedule(graph, start, args.workers)
+        failed = {t: c for t, c in codes.items() if c != 0}
+        print(f"failed or skipped: {failed}" if failed else "every task finished", flush=True)
+    from tofu_groups_report import write_report
+
+    write_report(p, work)
+
+
+def estimate(p: GroupsProtocol, work: Path, graph: dict, workers: int) -> str:
+    """Minutes left with ``workers``: 80 min a fine-tune, 15 an evaluation, 70 a run, for the
+    tasks without a finished result (measured on the first runs; an estimate only)."""
+    from tofu_group_tasks import runs_dir
+
+    done = {p.stem for p in runs_dir(p, work).glob("*/*.json")}
+    minutes = {"finetune": 80, "eval": 15, "run": 70}
+    left = [t for t in graph if not (t.startswith("run:") and t.rpartition(":")[2] in done)]
+    total = sum(minutes[t.partition(":")[0]] for t in left)
+    return (
+        f"about {total / workers / 60:.1f} h left with {workers} workers (cached steps are quick)"
+    )
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ class Protocol:
     probe_items: int = 20  # per utility set, every epoch
     utility_items: int = 40  # per utility set, full evaluation
     max_items: int | None = None  # cap every set (quick runs only)
+    generation_tokens: int | None = None  # fixed answer length (v3); None: generation_length
     families: dict = field(default_factory=lambda: dict(FAMILIES))
     selection: str = "fq-walk"  # how the point is chosen (see choose_point); part of the cache key
     minutes_per_run: float = 60.0  # measured: ~40 min of epochs + the FQ walk, 2 runs on 2 cores
@@ -104,7 +105,14 @@ class Protocol:
         return self.forget_authors == tofu_pair.DEFAULT_AUTHORS and self.annotations is None
 
 
-NOT_IN_RECIPE = ("minutes_per_run", "minutes_per_finetune", "forget_authors", "annotations")
+# not in run signatures; generation_tokens is in every evaluation's cache key (its options)
+NOT_IN_RECIPE = (
+    "minutes_per_run",
+    "minutes_per_finetune",
+    "forget_authors",
+    "annotations",
+    "generation_tokens",
+)
 
 
 def add_options(parser) -> list[str]:
@@ -289,11 +297,20 @@ def generation_length(p: Protocol, files: dict, tokenizer) -> tuple[int, float]:
     lengths = np.array(
         [len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers]
     )
-    for length in GENERATION_LENGTHS:
+    if p.generation_tokens:
+        return p.generation_tokens, float(np.mean(lengths > p.generation_tokens))
+    return shortest_length(lengths)
+
+
+def shortest_length(lengths, candidates=GENERATION_LENGTHS, max_rate=0.02) -> tuple[int, float]:
+    """The first of ``candidates`` that truncates fewer than ``max_rate`` of the answers whose
+    token ``lengths`` are given (the last one if none does), and its truncation rate."""
+    lengths = np.asarray(lengths)
+    for length in candidates:
         rate = float(np.mean(lengths > length))
-        if rate < 0.02:
+        if rate < max_rate:
             return length, rate
-    return GENERATION_LENGTHS[-1], float(np.mean(lengths > GENERATION_LENGTHS[-1]))
+    return candidates[-1], float(np.mean(lengths > candidates[-1]))
 
 
 def full_eval(p: Protocol, files: dict, folder: Path, cache: Path, sets=None) -> dict:
@@ -448,7 +465,8 @@ def train_and_select(p: Protocol, name: str, files: dict, work: Path) -> dict:
     started = time.time()
     trajectory = train_with_probes(p, name, files, work, folder, reference)
     minutes = round((time.time() - started) / 60, 1)
-    chosen = choose_point(p, files, name, trajectory, finetuned_full, folder, work, reference)
+    floor_mu = FLOOR * finetuned_full["model_utility"]
+    chosen = choose_point(p, files, name, trajectory, floor_mu, folder, work, reference)
     shutil.rmtree(folder)  # 0.5 GB per epoch; the point's answers stay in eval/<run>.epoch<e>.json
     return {
         "name": name,
@@ -513,12 +531,12 @@ def train_with_probes(p: Protocol, name: str, files: dict, work: Path, folder: P
     return trajectory
 
 
-def choose_point(p, files, name, trajectory, finetuned_full, folder, work, reference):
-    """The best-FQ epoch whose full Model Utility ≥ FLOOR × the fine-tuned model's: epochs are
+def choose_point(p, files, name, trajectory, floor_mu, folder, work, reference):
+    """The best-FQ epoch whose full Model Utility ≥ ``floor_mu`` (v2: FLOOR × the fine-tuned
+    model's): epochs are
     evaluated in ``walk_order`` (best probe FQ first; the probe's FQ is the full evaluation's),
     the utility sets alone first, until one keeps the floor, which then gets the full
     evaluation; None if none does."""
-    floor_mu = FLOOR * finetuned_full["model_utility"]
     for point in walk_order(trajectory, "fq", "mu_proxy"):
         epoch, model = point["epoch"], folder / f"epoch{point['epoch']}"
         cache = work / "eval" / f"{name}.epoch{epoch}.json"

@@ -438,6 +438,20 @@ def second_seed_runs(p: Protocol, work: Path) -> list[str]:
     return second_seeds(families, runs, SCORE, higher_is_better=False)
 
 
+def summarize(families, runs: dict, finetuned: dict) -> dict:
+    """The summary, Pareto frontier and verdict of finished ``runs`` (a seed without a point
+    counts as the ``finetuned`` model)."""
+    keys = {"verbmem": SCORE, "knowmem_retain": UTILITY}
+    summary = family_summary(families, runs, keys, False, finetuned)
+    points = {f: (s["verbmem"], s["knowmem_retain"]) for f, s in summary.items() if s}
+    frontier = pareto_frontier(points, x_higher=False)
+    return {
+        "best_under_utility_floor": summary,
+        "pareto_frontier": frontier,
+        "verdict": verdict(summary, frontier, "verbmem", higher_is_better=False),
+    }
+
+
 def write_report(p: Protocol, work: Path, seconds: float) -> dict:
     runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
     auc = retrained_auc(work, wait_minutes=0)
@@ -445,17 +459,11 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
         name: headline(read_json(work / "eval" / f"{name}.json")["result"], auc)
         for name in ("retrained", "finetuned")
     }
-    keys = {"verbmem": SCORE, "knowmem_retain": UTILITY}
-    summary = family_summary(p.families, runs, keys, higher_is_better=False)
-    points = {f: (s["verbmem"], s["knowmem_retain"]) for f, s in summary.items() if s}
-    frontier = pareto_frontier(points, x_higher=False)
     payload = {
         "machine": machine(),
         "protocol": p.recipe(),
         "floor_knowmem_retain": FLOOR * base["finetuned"][UTILITY],
-        "best_under_utility_floor": summary,
-        "pareto_frontier": frontier,
-        "verdict": verdict(summary, frontier, "verbmem", higher_is_better=False),
+        **summarize(p.families, runs, base["finetuned"]),
         "models": base,
         "runs": runs,
         "wall_minutes_this_call": round(seconds / 60, 1),
@@ -485,9 +493,8 @@ def markdown_table(payload: dict) -> str:
             lines.append(f"| {family} | – | – | no checkpoint kept the floor | | |")
             continue
         seeds = "; ".join(
-            "below the floor"
-            if x["epoch"] is None
-            else f"{x['verbmem']:.3f} / {x['knowmem_retain']:.3f}"
+            f"{x['verbmem']:.3f} / {x['knowmem_retain']:.3f}"
+            + (" (none above the floor: the fine-tuned model)" if x["epoch"] == 0 else "")
             for x in s["seeds"]
         )
         lines.append(

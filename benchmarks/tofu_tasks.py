@@ -617,7 +617,7 @@ def write_report(p: Protocol, work: Path, seconds: float) -> dict:
         for name in ("retain", "finetuned")
     }
     keys = {"fq": "forget_quality", "mu": "model_utility"}
-    summary = family_summary(p.families, runs, keys, higher_is_better=True)
+    summary = family_summary(p.families, runs, keys, True, base["finetuned"])
     points = {f: (s["fq"], s["mu"]) for f, s in summary.items() if s}
     frontier = pareto_frontier(points, x_higher=True)
     payload = {
@@ -663,7 +663,8 @@ def markdown_table(payload: dict) -> str:
             lines.append(f"| {family} | – | – | no checkpoint kept the floor | | | |")
             continue
         seeds = "; ".join(
-            "below the floor" if x["epoch"] is None else f"{x['fq']:.2e} / {x['mu']:.3f}"
+            f"{x['fq']:.2e} / {x['mu']:.3f}"
+            + (" (none above the floor: the fine-tuned model)" if x["epoch"] == 0 else "")
             for x in s["seeds"]
         )
         row = f"| {family} | {s['fq']:.2e} | {s['mu']:.3f} | {s['setting']} | {s['epoch']} |"

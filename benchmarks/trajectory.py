@@ -285,11 +285,13 @@ def second_seeds(families, runs: dict, score: str, higher_is_better: bool) -> li
     return [name + "_seed1" for name in best if name]
 
 
-def family_summary(families, runs: dict, keys: dict[str, str], higher_is_better: bool) -> dict:
+def family_summary(
+    families, runs: dict, keys: dict[str, str], higher_is_better: bool, fallback: dict
+) -> dict:
     """Per family: the mean over both seeds of its best setting's chosen point. ``keys`` maps
     summary names to result keys, the first being the score (e.g. {"fq": "forget_quality",
-    "mu": "model_utility"}). A seed with no checkpoint above the floor is listed with None
-    values and left out of the mean."""
+    "mu": "model_utility"}). A seed with no checkpoint above the floor counts as the fine-tuned
+    model (``fallback``: its results, epoch 0), never left out of the mean."""
     score = next(iter(keys.values()))
     summary = {}
     for family in families:
@@ -297,10 +299,10 @@ def family_summary(families, runs: dict, keys: dict[str, str], higher_is_better:
         if best is None:
             summary[family] = None
             continue
-        seeds = [seed_point(runs[n], keys) for n in (best, best + "_seed1") if n in runs]
-        kept = [s for s in seeds if s["epoch"] is not None]
+        names = [n for n in (best, best + "_seed1") if n in runs]
+        seeds = [seed_point(runs[n], keys, fallback) for n in names]
         summary[family] = {
-            **{k: float(sum(s[k] for s in kept) / len(kept)) for k in keys},
+            **{k: float(sum(s[k] for s in seeds) / len(seeds)) for k in keys},
             "epoch": runs[best]["chosen"]["epoch"],
             "setting": f"lr={parse_run(best)[1]:g}",
             "run": best,
@@ -309,8 +311,9 @@ def family_summary(families, runs: dict, keys: dict[str, str], higher_is_better:
     return summary
 
 
-def seed_point(run: dict, keys: dict[str, str]) -> dict:
-    chosen = run["chosen"] or {}
+def seed_point(run: dict, keys: dict[str, str], fallback: dict) -> dict:
+    """A seed's point; the fine-tuned model's (epoch 0) when none kept the floor."""
+    chosen = run["chosen"] or {**fallback, "epoch": 0}
     return {**{k: chosen.get(v) for k, v in keys.items()}, "epoch": chosen.get("epoch")}
 
 

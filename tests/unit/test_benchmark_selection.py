@@ -119,10 +119,20 @@ def test_family_summary_is_the_mean_of_both_seeds_of_the_best_setting():
         "ga_lr3e-04": finished(0.1),
         "ga_lr1e-04_seed1": finished(0.4),
     }
-    summary = trajectory.family_summary(["ga"], runs, {"fq": "forget_quality"}, True)["ga"]
+    keys, finetuned = {"fq": "forget_quality"}, {"forget_quality": 0.01}
+    summary = trajectory.family_summary(["ga"], runs, keys, True, finetuned)["ga"]
     assert summary["fq"] == pytest.approx(0.3)
     assert summary["run"] == "ga_lr1e-04" and summary["setting"] == "lr=0.0001"
     assert [s["fq"] for s in summary["seeds"]] == [0.2, 0.4]
+
+
+def test_a_seed_without_a_point_counts_as_the_fine_tuned_model():
+    # MUSE v2 left such a seed out of GradDiff's mean (issue 33)
+    runs = {"ga_lr1e-04": finished(0.2), "ga_lr1e-04_seed1": finished(None)}
+    keys, finetuned = {"fq": "forget_quality"}, {"forget_quality": 0.01}
+    summary = trajectory.family_summary(["ga"], runs, keys, True, finetuned)["ga"]
+    assert summary["fq"] == pytest.approx((0.2 + 0.01) / 2)
+    assert summary["seeds"][1] == {"fq": 0.01, "epoch": 0}
 
 
 def test_every_family_gets_its_own_colour_and_its_own_marker():

@@ -2,16 +2,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.setup-stamp
-# Tests run in a random order (pytest-randomly); the seed is printed: rerun one order with
-# make test TEST_SEED=<seed>
-ifndef TEST_SEED
-TEST_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+# Tests run in a random order (pytest-randomly) in one pytest-xdist worker a core (at most 4;
+# each worker's torch gets its share of the cores): pyproject.toml's addopts, so plain `pytest`
+# does the same. pytest prints the seed (tests/conftest.py); rerun one order with
+# make test TEST_SEED=<seed>. TEST_WORKERS=0 runs in one process.
+ifdef TEST_SEED
+PYTEST_ORDER := --randomly-seed=$(TEST_SEED)
 endif
-PYTEST_ORDER := -p randomly --randomly-seed=$(TEST_SEED)
-# One pytest-xdist worker a core (at most 4); each worker's torch gets its share of the cores
-# (tests/conftest.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= auto
-PYTEST_ORDER += -n $(TEST_WORKERS) --maxprocesses 4
+PYTEST_ORDER += -n $(TEST_WORKERS)
 
 .PHONY: setup test test-fast test-lowest lint format demo mutation clean
 
@@ -28,11 +27,9 @@ $(STAMP): pyproject.toml
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
-	@echo "test order: --randomly-seed=$(TEST_SEED) (same order: make test TEST_SEED=$(TEST_SEED))"
 	$(VENV)/bin/pytest -q $(PYTEST_ORDER)
 
 test-fast: setup
-	@echo "test order: --randomly-seed=$(TEST_SEED)"
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ORDER)
 
 # The fast suite against the lowest versions pyproject.toml allows, in its own venv: uv picks
@@ -49,7 +46,6 @@ test-lowest:
 	$(LOWEST)/bin/uv pip freeze --python $(LOWEST)/bin/python > $(LOWEST)/versions.txt
 	@grep -iE "^(torch|transformers|accelerate|peft|datasets|huggingface-hub|numpy|spacy|pytest)==" \
 		$(LOWEST)/versions.txt
-	@echo "test order: --randomly-seed=$(TEST_SEED)"
 	$(LOWEST)/bin/pytest -q -m "not slow" $(PYTEST_ORDER)
 
 # Mutation testing (not part of CI; minutes per file): make mutation FILES=src/tif_unlearn/losses.py

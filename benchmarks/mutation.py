@@ -91,7 +91,9 @@ def run_mutant(path: Path, code: str, tests: list[str], timeout: float) -> str:
             import pytest
 
             import_mutant(module_name(path), path, code)
+            # -n 0: xdist workers (pyproject.toml's -n auto) would import the unmutated package
             args = ["-x", "-q", "-m", "not slow", "-p", "no:randomly", "-p", "no:cacheprovider"]
+            args += ["-n", "0"]
             args += tests
             os._exit(int(pytest.main(args)))
         except BaseException:

@@ -4,6 +4,10 @@ Also keeps the suite hermetic: the Hugging Face libraries run offline (set befor
 module imports them: they read these variables at import), ``$TIF_CACHE_DIR`` and ``$HF_HOME``
 point at a temporary folder removed after the session (subprocesses inherit both), and a test
 that opens a connection or resolves a name other than the loopback fails.
+
+The same on every CPU: ``$TIF_CPU_FLAGS`` says "AVX2 only" for the whole session (subprocesses
+inherit it), so ``--dtype auto`` means float32 on an AMX Xeon as on a laptop; the ``cpu``
+fixture runs a test under both answers of the fast-bf16 detector.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import shutil
 import socket
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,6 +57,14 @@ CORPUS = [
 # logits in float32 (tokens.token_logits), so float64 logits 1e-15 apart give other float32
 # values only when they straddle a rounding boundary (~1e-8 of values): measured 6e-14 apart.
 FLOAT64_WEIGHT_ATOL = 1e-9
+# The CPU every test sees unless it asks for another (``cpu`` fixture): AVX2 without
+# AVX-512-BF16 or AMX, where `--dtype auto` picks float32 (train/precision.py). The real flags
+# would pick bf16 on some machines only, and the numbers checked below assume float32.
+AVX2_ONLY_FLAGS = "fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx f16c fma bmi1 bmi2 avx2"
+FAST_BF16_FLAGS = f"{AVX2_ONLY_FLAGS} avx512f avx512bw avx512_bf16 amx_tile amx_bf16"
+# precision.CPU_FLAGS_VARIABLE, spelled out: importing the package here would run before
+# pytest_configure sets the offline variables.
+CPU_FLAGS_VARIABLE = "TIF_CPU_FLAGS"
 # Logged losses pass through the Trainer's float32 accumulator even in float64 runs: equal
 # float64 losses may round to neighbouring float32 values, so allow 2 float32 ulps.
 LOGGED_LOSS_RTOL = 2.0**-22
@@ -107,6 +120,28 @@ def build_model(vocab_size: int, seed: int = 0):
         tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config)
+
+
+@dataclass(frozen=True)
+class FakeCpu:
+    """What a test was told about the CPU: its flags and what ``--dtype auto`` then means."""
+
+    name: str  # "avx2" or "amx"
+    fast_bf16: bool
+
+    @property
+    def eval_dtype(self) -> str:  # `tif eval --dtype auto`
+        return "bfloat16" if self.fast_bf16 else "float32"
+
+
+@pytest.fixture(params=["avx2", "amx"])
+def cpu(request, monkeypatch) -> FakeCpu:
+    """Run the test on an AVX2-only CPU and on an AVX-512-BF16/AMX one (``$TIF_CPU_FLAGS``,
+    inherited by subprocesses): both answers of the fast-bf16 detector, on any machine. Where
+    the real CPU has no fast bf16 the "amx" run is slow bf16, which the tiny models can afford."""
+    fast = request.param == "amx"
+    monkeypatch.setenv(CPU_FLAGS_VARIABLE, FAST_BF16_FLAGS if fast else AVX2_ONLY_FLAGS)
+    return FakeCpu(request.param, fast)
 
 
 @pytest.fixture(scope="session")
@@ -228,6 +263,7 @@ def _hypothesis_profiles(home: Path) -> None:
 
 def pytest_configure(config):
     names = (*OFFLINE_VARIABLES, "TIF_CACHE_DIR", "HF_HOME", "TIF_LOCK_DIR", "TIF_TESTS_CACHE")
+    names = (*names, CPU_FLAGS_VARIABLE)
     saved = {name: os.environ.get(name) for name in names}
     root = Path(tempfile.mkdtemp(prefix="tif-tests-"))
     os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
@@ -238,9 +274,33 @@ def pytest_configure(config):
     os.environ["TIF_TESTS_CACHE"] = os.environ["TIF_CACHE_DIR"]
     os.environ["HF_HOME"] = str(root / "hf-home")
     os.environ["TIF_LOCK_DIR"] = str(root / "locks")  # --out locks (tif_unlearn.locking)
+    os.environ[CPU_FLAGS_VARIABLE] = AVX2_ONLY_FLAGS  # --dtype auto = float32 (see above)
     _SESSION.update(saved=saved, root=root)
     _hypothesis_profiles(root / "hypothesis")
     _block_network()
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject.toml's addopts): xdist's one worker a core, at most
+    ``--maxprocesses``; but one process when the command names single tests (``path::name``),
+    where starting the workers takes longer than the tests."""
+    if config.args and all("::" in arg for arg in config.args):
+        return 0
+    return None  # xdist's own count
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    """The random-order seed, on one line that ``-q`` keeps (pytest-randomly's own header line
+    is hidden by ``-q``): the same line under ``pytest`` and ``make test``."""
+    config = session.config
+    seed = getattr(config.option, "randomly_seed", None)  # absent under -p no:randomly
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if hasattr(config, "workerinput") or reporter is None or not isinstance(seed, int):
+        return
+    reporter.write_line(
+        f"test order: --randomly-seed={seed} (same order: make test TEST_SEED={seed})"
+    )
 
 
 def pytest_unconfigure(config):

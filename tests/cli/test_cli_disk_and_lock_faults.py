@@ -2,8 +2,9 @@
 
 - ENOSPC while the model is written (or at the final rename): exit 2 with one line, the
   previous --out byte for byte as it was, no temporary folder left beside it.
-- A second `tif unlearn` given the --out of a running one is refused (lock), and the lock
-  dies with its process (SIGKILL leaves no stale lock).
+- A second `tif unlearn` or `tif finetune` (the commands that write a model folder to --out)
+  given the --out of a running one is refused (lock), and the lock dies with its process
+  (SIGKILL leaves no stale lock).
 - `tif eval` interrupted or out of disk while writing its results: the previous results file
   is intact, no temporary file is left, and a rerun writes a complete file.
 """
@@ -51,6 +52,15 @@ def one_error_line(err: str) -> str:
 def unlearn_args(model_dir, forget, out, *extra) -> list[str]:
     return ["unlearn", "--model", str(model_dir), "--forget", str(forget), "--out", str(out),
             "--max-steps", "1", "--batch-size", "2", *extra]  # fmt: skip
+
+
+def finetune_args(model_dir, data, out, *extra) -> list[str]:
+    return ["finetune", "--model", str(model_dir), "--data", str(data), "--out", str(out),
+            "--max-steps", "1", "--batch-size", "2", *extra]  # fmt: skip
+
+
+# Every command that writes a model folder to --out, with its arguments and its data file.
+LOCKED_COMMANDS = {"unlearn": (unlearn_args, "forget"), "finetune": (finetune_args, "plain")}
 
 
 def full_disk(*_args, **_kwargs):
@@ -137,13 +147,15 @@ def _lock_holder(out: Path) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.parametrize("command", LOCKED_COMMANDS)
 def test_second_run_on_the_same_out_is_refused_until_the_first_dies(
-    tiny_model_dir, qa_files, tmp_path, capsys
+    command, tiny_model_dir, qa_files, tmp_path, capsys
 ):
+    make_args, data = LOCKED_COMMANDS[command]
     out = tmp_path / "model"
     holder = _lock_holder(out)
     try:
-        code = main(unlearn_args(tiny_model_dir, qa_files["forget"], out))
+        code = main(make_args(tiny_model_dir, qa_files[data], out))
         line = one_error_line(capsys.readouterr().err)
         assert code == 2
         assert f"another tif run (pid {holder.pid}) is writing to --out {out}" in line
@@ -152,14 +164,16 @@ def test_second_run_on_the_same_out_is_refused_until_the_first_dies(
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
     # The kernel released the lock of the killed process: the next run proceeds.
-    assert main(unlearn_args(tiny_model_dir, qa_files["forget"], out)) == 0
+    assert main(make_args(tiny_model_dir, qa_files[data], out)) == 0
     assert (out / "model.safetensors").is_file()
 
 
-def test_other_out_folders_are_not_locked(tiny_model_dir, qa_files, tmp_path):
+@pytest.mark.parametrize("command", LOCKED_COMMANDS)
+def test_other_out_folders_are_not_locked(command, tiny_model_dir, qa_files, tmp_path):
+    make_args, data = LOCKED_COMMANDS[command]
     holder = _lock_holder(tmp_path / "first")
     try:
-        assert main(unlearn_args(tiny_model_dir, qa_files["forget"], tmp_path / "second")) == 0
+        assert main(make_args(tiny_model_dir, qa_files[data], tmp_path / "second")) == 0
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)

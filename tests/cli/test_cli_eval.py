@@ -79,6 +79,9 @@ def trained_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
+BF16_LOSS_RTOL = 1e-3  # answer losses, bf16 vs float32 weights: 6.1e-5 measured (AMX Xeon)
+
+
 def _run_once(model, data, out) -> dict:
     code, stdout, stderr = run_cli(tofu_args(model, data, out))
     assert code == 0, stderr
@@ -191,6 +194,30 @@ def test_tofu_item_numbers_match_hand_computation(tofu_run, trained_model_dir):
     ratios = [i["truth_ratio"] for i in items]
     forget_tr = sum(min(r, 1 / r) for r in ratios) / len(ratios)
     assert summary["forget_truth_ratio"] == pytest.approx(forget_tr)
+
+
+def test_tofu_dtype_auto_follows_the_cpu(cpu, tiny_model_dir, tofu_dir, tmp_path):
+    """`--dtype auto` evaluates in bfloat16 where bf16 is fast (AVX-512-BF16 or AMX), else in
+    float32, and says which; the bf16 numbers agree with float32 ones within bf16's precision."""
+    auto, fp32 = tmp_path / "auto.json", tmp_path / "fp32.json"
+    code, stdout, stderr = run_cli(tofu_args(tiny_model_dir, tofu_dir, auto, "--max-items", 2))
+    assert code == 0, stderr
+    results = json.loads(auto.read_text())
+    assert (results["device"], results["dtype"]) == ("cpu", cpu.eval_dtype)
+    assert f"evaluated on cpu in {cpu.eval_dtype}; results written to {auto}" in stdout
+    argv = tofu_args(tiny_model_dir, tofu_dir, fp32, "--max-items", 2, "--dtype", "float32")
+    code, _, stderr = run_cli(argv)
+    assert code == 0, stderr
+    reference = json.loads(fp32.read_text())
+    # bf16 weights: 8 significant bits, each weight off by up to 2^-9 relative; the losses of
+    # the random tiny model (~6 nats, small logits) move far less (see BF16_LOSS_RTOL).
+    rtol = BF16_LOSS_RTOL if cpu.fast_bf16 else 0.0
+    for name in ("forget", "retain", "real_authors", "world_facts"):
+        pairs = zip(results["sets"][name]["items"], reference["sets"][name]["items"], strict=True)
+        for item, expected in pairs:
+            assert item["avg_gt_loss"] == pytest.approx(expected["avg_gt_loss"], rel=rtol, abs=0)
+            perturbed = pytest.approx(expected["average_perturb_loss"], rel=rtol, abs=0)
+            assert item["average_perturb_loss"] == perturbed
 
 
 def test_tofu_with_retain_model_gives_forget_quality_one(tiny_model_dir, tofu_dir, tmp_path):

@@ -12,6 +12,7 @@ from conftest import FLOAT64_WEIGHT_ATOL, LOGGED_LOSS_RTOL
 from tif_unlearn.cli.app import main
 from tif_unlearn.models import load_model
 from tif_unlearn.train import output
+from tif_unlearn.train.precision import autocast
 
 STEPS = 6
 
@@ -40,7 +41,7 @@ def _logits(model, tokenizer) -> torch.Tensor:
     batch = tokenizer(["Where was Basil born? Basil was born in Kuwait City."], return_tensors="pt")
     model.eval()
     with torch.no_grad():
-        return model(**batch).logits
+        return model(**batch).logits.float()  # bf16 under autocast
 
 
 def _losses(out) -> list[float]:
@@ -70,7 +71,7 @@ def test_lora_trains_only_the_adapters(tiny_model_dir, qa_files, tmp_path, saved
     assert len(losses) == STEPS and losses[-1] < losses[0]
 
 
-def test_adapter_folder_loads_back_with_peft(tiny_model_dir, qa_files, tmp_path, saved_models):
+def test_adapter_folder_loads_back_with_peft(tiny_model_dir, qa_files, tmp_path, saved_models, cpu):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -80,14 +81,24 @@ def test_adapter_folder_loads_back_with_peft(tiny_model_dir, qa_files, tmp_path,
         p.name for p in out.iterdir()
     }
     assert not (out / "config.json").exists()
+    assert json.loads((out / "tif_run.json").read_text())["config"]["bf16"] is cpu.fast_bf16
     trained, tokenizer = saved_models[0], load_model(str(out))[1]
     expected = _logits(trained, tokenizer)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert not torch.allclose(_logits(base, tokenizer), expected, atol=1e-4)
+    # The trained model object still runs its forward under the training's autocast (accelerate
+    # wraps `forward` in bf16 autocast for a bf16 run): the reloaded models are run under the
+    # same one, so that equal weights give equal logits (in float32 the autocast is none).
     reloaded = PeftModel.from_pretrained(base, out)
-    torch.testing.assert_close(_logits(reloaded, tokenizer), expected, atol=1e-5, rtol=1e-5)
-    merged_on_load, _ = load_model(str(out))  # our loader: base + adapter, merged
-    torch.testing.assert_close(_logits(merged_on_load, tokenizer), expected, atol=1e-5, rtol=1e-5)
+    with autocast(torch.device("cpu"), cpu.fast_bf16):
+        torch.testing.assert_close(_logits(reloaded, tokenizer), expected, atol=1e-5, rtol=1e-5)
+    # Our loader merges base + adapter into W + BA: compared in float32 (merged, bf16 matmuls
+    # would round differently than W x + B (A x)).
+    merged_on_load, _ = load_model(str(out))
+    expected_fp32 = _logits(reloaded, tokenizer)
+    torch.testing.assert_close(
+        _logits(merged_on_load, tokenizer), expected_fp32, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_adapter_names_a_relative_base_folder_by_its_absolute_path(
@@ -103,17 +114,24 @@ def test_adapter_names_a_relative_base_folder_by_its_absolute_path(
     assert not any("lora_" in name for name, _ in model.named_parameters())
 
 
-def test_merge_lora_saves_a_plain_model(tiny_model_dir, qa_files, tmp_path, saved_models):
+def test_merge_lora_saves_a_plain_model(tiny_model_dir, qa_files, tmp_path, cpu):
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     adapter_out, merged_out = tmp_path / "adapter", tmp_path / "merged"
     assert _unlearn(tiny_model_dir, qa_files["forget"], adapter_out, "--lora-r", "4") == 0
     args = ("--lora-r", "4", "--merge-lora")
     assert _unlearn(tiny_model_dir, qa_files["forget"], merged_out, *args) == 0
+    assert json.loads((merged_out / "tif_run.json").read_text())["config"]["bf16"] is (
+        cpu.fast_bf16
+    )
     assert not (merged_out / "adapter_config.json").exists()
     tokenizer = load_model(str(adapter_out))[1]
-    expected = _logits(saved_models[0], tokenizer)  # the in-memory adapter model of run 1
+    # Run 1's adapter on the base model, in float32 (the same training as run 2: fixed seed).
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    expected = _logits(PeftModel.from_pretrained(base, adapter_out), tokenizer)
     plain = AutoModelForCausalLM.from_pretrained(merged_out)
+    assert plain.dtype == torch.float32
     assert not any("lora" in k for k in plain.state_dict())
     torch.testing.assert_close(_logits(plain, tokenizer), expected, atol=1e-5, rtol=1e-5)
 

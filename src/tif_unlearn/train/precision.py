@@ -3,12 +3,17 @@
 bf16 autocast pays off on CUDA GPUs that support bfloat16 and on CPUs with AVX-512-BF16 or
 AMX; on other CPUs (AVX2 only) a bf16 matmul is about 100x slower than float32, so ``--bf16``
 is refused there with the reason.
+
+``$TIF_CPU_FLAGS`` (flags separated by spaces or commas) stands in for the CPU's own flags:
+``TIF_CPU_FLAGS="avx2 amx_bf16"`` reproduces the ``--dtype auto`` choice of an AMX machine,
+``TIF_CPU_FLAGS=avx2`` that of an AVX2-only one (the test suite sets the latter).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,11 +25,16 @@ if TYPE_CHECKING:
     import torch
 
 FAST_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+CPU_FLAGS_VARIABLE = "TIF_CPU_FLAGS"
 log = logging.getLogger("tif_unlearn")
 
 
 def cpu_flags() -> set[str]:
-    """The CPU feature flags of ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    """The CPU feature flags: ``$TIF_CPU_FLAGS`` where set (even to nothing), else those of
+    ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    override = os.environ.get(CPU_FLAGS_VARIABLE)
+    if override is not None:
+        return set(override.replace(",", " ").split())
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -46,14 +56,22 @@ def fast_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and cpu_has_fast_bf16()
 
 
+def _flags_source(device: torch.device) -> str:
+    """Where a CPU's answer came from, when not from the CPU itself."""
+    if device.type == "cpu" and CPU_FLAGS_VARIABLE in os.environ:
+        return f" per ${CPU_FLAGS_VARIABLE}"
+    return ""
+
+
 def training_precision(dtype: str, bf16: bool, device: torch.device) -> tuple[str, bool, str]:
     """(weights dtype, bf16 autocast, what was picked and why) for ``--dtype``/``--bf16``;
     ``auto`` = bf16 autocast with fp32 master weights where bf16 is fast, else float32."""
     if dtype != "auto":
         return dtype, bf16, f"{dtype} weights" + (" with bf16 autocast" if bf16 else "")
     if fast_bf16(device):
-        return "float32", True, f"auto: bf16 autocast, fp32 master weights (fast bf16 on {device})"
-    return "float32", bf16, f"auto: float32 (no fast bf16 on {device})"
+        reason = f"fast bf16 on {device}{_flags_source(device)}"
+        return "float32", True, f"auto: bf16 autocast, fp32 master weights ({reason})"
+    return "float32", bf16, f"auto: float32 (no fast bf16 on {device}{_flags_source(device)})"
 
 
 def eval_dtype(dtype: str, device: torch.device) -> str:
@@ -73,8 +91,9 @@ def check_bf16(device: torch.device) -> None:
         return
     if device.type == "cpu" and not cpu_has_fast_bf16():
         raise TifError(
-            "--bf16: this CPU has no fast bfloat16 (no AVX-512-BF16 or AMX flag), where bf16 "
-            "runs about 100x slower than float32; drop --bf16"
+            f"--bf16: this CPU has no fast bfloat16 (no AVX-512-BF16 or AMX flag"
+            f"{_flags_source(device)}), where bf16 runs about 100x slower than float32; "
+            "drop --bf16"
         )
 
 

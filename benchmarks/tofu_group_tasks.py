@@ -17,9 +17,10 @@ from pathlib import Path
 
 import tofu_pair
 import tofu_tasks
-from common import log_step, machine
+from common import machine
+from tofu_group_measures import forgetting_measures
 from tofu_groups import GroupsProtocol, finetune_signature
-from trajectory import cached_json, digest, model_digest, parse_run, read_json, write_records
+from trajectory import cached_json, digest, parse_run, read_json, write_records
 
 UTILITY_SETS = tofu_tasks.UTILITY_SETS
 FLOOR = tofu_tasks.FLOOR
@@ -37,7 +38,6 @@ FAMILIES = {
 TIF_FAMILY = ("tif-learned", "tif-graddiff")
 QUICK_FAMILIES = ("tif-learned", "npo", "simnpo")  # --quick runs only these
 SIMNPO_DEV_LRS = (1e-3, 3e-3)
-LEAK_SAMPLES = 4
 
 
 def families(p: GroupsProtocol) -> dict[str, tuple]:
@@ -261,7 +261,8 @@ def train_and_measure(p: GroupsProtocol, gp, name: str, files: dict, folder: Pat
         gp, files, name, trajectory, floor, checkpoints, folder, reference
     )
     epoch_model = checkpoints / f"epoch{chosen['epoch']}" if chosen else folder / "finetuned"
-    measures = forgetting_measures(gp, files, epoch_model, folder / "eval" / f"{name}.uw.json")
+    uw_cache = folder / "eval" / f"{name}.uw.json"
+    measures = forgetting_measures(gp.annotations, files["learned"], epoch_model, uw_cache)
     shutil.rmtree(checkpoints)
     return {
         "name": name,
@@ -284,37 +285,3 @@ def point_truth_ratios(chosen: dict | None, name: str, folder: Path) -> list[flo
     )
     results = read_json(cache)["result"]
     return [item["truth_ratio"] for item in results["sets"]["forget"]["items"]]
-
-
-def forgetting_measures(gp, files: dict, model: Path, cache: Path) -> dict:
-    """At a point: UW/GW-token probabilities and the `tif eval qa` leak audit on the `phrases`
-    spans, and the UW/GW probabilities on `learned`'s (the TIF family's training spans)."""
-
-    def compute() -> dict:
-        log_step(f"forgetting measures of {model}")
-        return {
-            "phrases": qa_audit(model, Path(gp.annotations)),
-            "learned_token_probs": token_probs(model, files["learned"]),
-        }
-
-    signature = {"model": model_digest(model), "phrases": gp.annotations, "n": LEAK_SAMPLES}
-    return cached_json(cache, signature, compute)
-
-
-def token_probs(model: Path, annotated: Path) -> dict:
-    from trajectory import token_group_probs
-
-    from tif_unlearn.models import load_model
-
-    loaded, tokenizer = load_model(str(model))
-    return token_group_probs(loaded, tokenizer, annotated)
-
-
-def qa_audit(model: Path, annotated: Path) -> dict:
-    """`tif eval qa` on the forget answers: per-item and summary leak rates and UW/GW
-    probabilities (greedy, best-of-4, format shift), no utility set."""
-    from tif_unlearn.evaluate.options import QAEvalFiles, QAEvalOptions
-    from tif_unlearn.evaluate.qa import evaluate_qa
-
-    files = QAEvalFiles(model=str(model), forget=str(annotated), utility="none")
-    return evaluate_qa(files, QAEvalOptions(leak_samples=LEAK_SAMPLES))

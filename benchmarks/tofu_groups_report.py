@@ -129,19 +129,43 @@ def row(run: dict, ratios: np.ndarray, reference: np.ndarray) -> dict:
     }
 
 
+def base_models(work: Path, draws: int = 1000) -> dict:
+    """The target's and the retain model's Model Utility and its item-bootstrap SD (the items
+    of each utility set resampled, the same draw for both models)."""
+    from tofu_noise import eval_sets, utility
+    from trajectory import read_json
+
+    sets = {m: eval_sets(read_json(work / "eval" / f"{m}.utility.json")["result"]) for m in BASE}
+    sizes = {n: len(s.avg_gt_loss) for n, s in sets["target"].items()}
+    rng = np.random.default_rng(SEED)
+    samples = {m: [] for m in BASE}
+    for _ in range(draws):
+        draw = {n: rng.integers(0, k, k) for n, k in sizes.items()}
+        for m in BASE:
+            samples[m].append(utility(sets[m], draw))
+    full = {n: np.arange(k) for n, k in sizes.items()}
+    return {
+        m: {"mu": utility(sets[m], full), "mu_bootstrap_sd": float(np.std(samples[m]))}
+        for m in BASE
+    }
+
+
+BASE = ("target", "retain")
+
+
 def write_report(p, work: Path) -> dict | None:
     from common import RESULTS, machine, write_results
     from tofu_group_tasks import floor_mu
 
     collected = [group_points(p, g, work) for g in p.groups[1:]]
     done = [c for c in collected if c is not None]
+    utility_done = (work / "eval" / "retain.utility.json").is_file()
     payload = {
         "machine": machine(),
         "protocol": p.recipe(),
         "precision": "float32",
-        "floor_mu": floor_mu(p, work)
-        if (work / "eval" / "retain.utility.json").is_file()
-        else None,
+        "floor_mu": floor_mu(p, work) if utility_done else None,
+        "base_models": base_models(work) if utility_done else None,
         "test_groups_finished": len(done),
         "groups": {points.label: rows for points, rows in done},
     }

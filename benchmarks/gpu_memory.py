@@ -23,11 +23,21 @@ streams: the forget batch and the retain batch are both alive until the backward
   logsumexp keeps for backward + its float32 gradient);
 - a fixed 1 GiB for the CUDA context, cuBLAS workspaces and allocator slack.
 
+Caching the reference values (before training, `reference_caching`): the whole model on each
+GPU (P x 4 under autocast, as loaded), the bf16 logits of one reference batch (8 x 512
+tokens x vocab x 2; x 4 in float32) plus one sample's float32 logsumexp input (512 x vocab x 4),
+and, under autocast, one weight's bf16 copy at a time (the largest, vocab x hidden x 2): the
+cache runs with autocast's weight cache off (before issue 36 it was on, and under no_grad
+autocast kept a bf16 copy of every weight until the batch ended: + P x 2, e.g. 15 GiB on 8B;
+`--check` measures both on CPU: `caching_check`).
+Under DeepSpeed bf16 the weights are loaded in bf16 and cached without autocast (P x 2).
+A run's peak is the larger of the caching and the training peaks.
+
 ZeRO-3 (DeepSpeed bf16, as examples/accelerate_deepspeed_zero3.yaml) keeps 16 bytes per
 parameter sharded over the GPUs (bf16 weights 2, bf16 gradients 2, fp32 master weights and
 AdamW states 12) plus the parameters it gathers for the layers being computed (at most its
 default stage3_max_live_parameters, 1e9, in bf16); before training, every process holds the
-whole model once to cache the reference values (`reference_caching` below). LoRA trains
+whole model once to cache the reference values, in bf16. LoRA trains
 r x (in + out) parameters per adapted projection (fp32, as peft keeps them) over a frozen
 base. These are estimates for planning (± 20 %), not measurements on a GPU; `--check`
 measures the saved activations of a tiny Llama on CPU against the formula.
@@ -80,6 +90,22 @@ class Scenario:
     checkpointing: bool = False
     lora_r: int = 0
     gpus: int = 1  # ZeRO-3 shards over this many
+    reference_batch: int = 8  # --reference-batch-size
+
+
+def arch_from_config(config, params: float) -> Arch:
+    """The shape ``Arch`` of a transformers Llama-style config with ``params`` parameters."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return Arch(
+        float(params),
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.intermediate_size,
+        kv_heads * head_dim,
+        config.vocab_size,
+    )
 
 
 def lora_params(arch: Arch, r: int) -> float:
@@ -128,19 +154,32 @@ def state_bytes(arch: Arch, s: Scenario, width: int, cast: int) -> dict[str, flo
     }
 
 
-def estimate(s: Scenario) -> dict:
-    arch = ARCHS[s.model]
+def caching_bytes(arch: Arch, s: Scenario, width: int, logit: int, cast: int) -> float:
+    """Peak while the reference values are cached: whole weights (bf16 under ZeRO-3), one
+    reference batch of logits and one sample's float32 logits, one weight's autocast copy."""
+    if s.gpus > 1:  # DeepSpeed bf16: the weights are cast to bf16 first, no autocast
+        width, logit, cast = 2, 2, 0
+    logits = s.reference_batch * s.length * arch.vocab * logit + s.length * arch.vocab * 4
+    return arch.params * width + logits + cast * arch.vocab * arch.hidden
+
+
+def estimate(s: Scenario, arch: Arch | None = None) -> dict:
+    """GiB per GPU of each part, the training peak ``total``, the ``reference_caching`` peak
+    and ``peak`` (the larger); ``bytes`` holds both peaks unrounded, without the overhead."""
+    arch = arch or ARCHS[s.model]
     width, residual, matmul, logit, cast = PRECISION[s.precision]
     parts = state_bytes(arch, s, width, cast)
     parts["activations"] = activation_bytes(arch, s, residual, matmul)
     tokens = s.batch * s.length * s.streams
     parts["logits"] = tokens * arch.vocab * (logit + 4 + 4)
+    training, caching = sum(parts.values()), caching_bytes(arch, s, width, logit, cast)
     gib = {k: round(v / GIB, 1) for k, v in parts.items()}
     gib["overhead"] = OVERHEAD_GIB
-    gib["total"] = round(sum(parts.values()) / GIB + OVERHEAD_GIB, 1)
-    if s.gpus > 1:  # the whole model on each GPU while the reference values are cached
-        gib["reference_caching"] = round(arch.params * width / GIB + OVERHEAD_GIB, 1)
-    return {**asdict(s), "gib_per_gpu": gib}
+    gib["total"] = round(training / GIB + OVERHEAD_GIB, 1)
+    gib["reference_caching"] = round(caching / GIB + OVERHEAD_GIB, 1)
+    gib["peak"] = max(gib["total"], gib["reference_caching"])
+    peaks = {"training": training, "reference_caching": caching}
+    return {**asdict(s), "gib_per_gpu": gib, "bytes": peaks}
 
 
 ONE_B = Scenario("1B full, batch 8+8, 512 tokens", "Llama-3.2-1B")
@@ -191,12 +230,14 @@ def main() -> None:
         "scenarios": [estimate(s) for s in SCENARIOS],
     }
     if args.check:
-        from gpu_memory_check import check_formula
+        from gpu_memory_check import caching_copies_check, check_formula
 
         result["check"] = check_formula()
+        result["caching_check"] = caching_copies_check()
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for row in result["scenarios"]:
-        print(f"{row['gib_per_gpu']['total']:7.1f} GiB  {row['name']}")
+        gib = row["gib_per_gpu"]
+        print(f"{gib['total']:7.1f} GiB ({gib['reference_caching']:5.1f} caching)  {row['name']}")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,40 @@ def check_formula() -> dict:
             "ratio": round(measured / predicted, 3),
         }
     return {"model": "tiny Llama " + str(TINY), "batch": BATCH, "length": LENGTH, **rows}
+
+
+# ------------------------------------------------------- autocast weight copies while caching
+
+COPIES_CODE = """
+import sys, psutil, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+torch.manual_seed(0)
+config = LlamaConfig(vocab_size=8000, hidden_size=512, intermediate_size=1408,
+                     num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4)
+model = LlamaForCausalLM(config)
+weights = sum(p.numel() * 4 for p in model.parameters())
+ids = torch.randint(8000, (1, 16))
+process = psutil.Process()
+model(input_ids=ids)  # warm up outside autocast
+base = process.memory_info().rss
+with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=sys.argv[1] == "1"):
+    model(input_ids=ids)
+    held = process.memory_info().rss
+print(weights, held - base)
+"""
+
+
+def caching_copies_check() -> dict:
+    """Bytes still held after no_grad forward passes under CPU bf16 autocast with its weight
+    cache on (as the reference cache ran before issue 36) and off (now), in fresh processes."""
+    import subprocess
+    import sys
+
+    rows = {}
+    for name, flag in (("autocast_cache_on", "1"), ("autocast_cache_off", "0")):
+        ps = subprocess.run(
+            [sys.executable, "-c", COPIES_CODE, flag], capture_output=True, text=True, check=True
+        )
+        weights, held = (int(x) for x in ps.stdout.split()[-2:])
+        rows[name] = {"fp32_weight_bytes": weights, "rss_held_inside_autocast": held}
+    return rows

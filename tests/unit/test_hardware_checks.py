@@ -13,7 +13,6 @@ from tif_unlearn.config.schema import UnlearnConfig
 from tif_unlearn.errors import TifError
 from tif_unlearn.evaluate.generation import chat_prompt, generate, stop_token_ids
 from tif_unlearn.train.distributed import (
-    check_one_process_per_gpu,
     check_zero3_options,
     zero_stage_from_env,
 )
@@ -23,17 +22,6 @@ from tif_unlearn.train.precision import (
     fast_bf16,
     training_precision,
 )
-
-
-@pytest.mark.parametrize("gpus, processes", [(0, 1), (1, 1), (2, 2), (8, 8), (4, 2)])
-def test_one_process_per_gpu_or_fewer_gpus_is_accepted(gpus, processes):
-    check_one_process_per_gpu(gpus, processes)
-
-
-def test_several_gpus_for_one_process_are_refused_with_the_torchrun_fix():
-    # the Trainer would wrap the model in DataParallel: an effective batch 4x the one asked for
-    with pytest.raises(TifError, match="torchrun --nproc-per-node 4"):
-        check_one_process_per_gpu(4, 1)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

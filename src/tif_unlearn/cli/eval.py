@@ -67,6 +67,30 @@ def retain_reference(retain: RetainModel):
     return reference_from_results(payload, str(path))
 
 
+def free_device_memory(device: str) -> None:
+    """Give the memory of the models just dropped back (to the GPU, for the next model)."""
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def retain_model_reference(spec: str, options, dtype: str, device: str):
+    """The retain model's numbers from the model itself; it is freed before this returns, so
+    that the evaluated model, loaded next, never shares the GPU with it."""
+    from ..evaluate.tofu import reference_from_model
+    from ..models import load_model
+
+    model, tokenizer = on_device(load_model(spec, dtype=dtype), device)
+    reference = reference_from_model(model, tokenizer, options, spec)
+    del model, tokenizer
+    free_device_memory(device)
+    return reference
+
+
 def save_and_show(results: dict, args: argparse.Namespace, precision: tuple, table) -> int:
     """Record model, dtype and device in ``results``, write them to ``--out``, print the table."""
     dtype, device = precision
@@ -78,7 +102,7 @@ def save_and_show(results: dict, args: argparse.Namespace, precision: tuple, tab
 
 
 def cmd_eval_tofu(args: argparse.Namespace) -> int:
-    from ..evaluate.tofu import evaluate_tofu, reference_from_model
+    from ..evaluate.tofu import evaluate_tofu
     from ..evaluate.tofu_data import check_eval_data
     from ..evaluate.tofu_metrics import summary_table
     from ..models import load_model
@@ -89,12 +113,7 @@ def cmd_eval_tofu(args: argparse.Namespace) -> int:
     check_eval_data(options, reference)
     dtype, device = apply_eval_precision(PRECISION.build(args))
     if retain.retain_model:
-        loaded = load_model(retain.retain_model, dtype=dtype)
-        retain_model, retain_tokenizer = on_device(loaded, device)
-        reference = reference_from_model(
-            retain_model, retain_tokenizer, options, retain.retain_model
-        )
-        del retain_model
+        reference = retain_model_reference(retain.retain_model, options, dtype, device)
     model, tokenizer = on_device(load_model(args.model, dtype=dtype), device)
     results = evaluate_tofu(model, tokenizer, options, reference)
     return save_and_show(results, args, (dtype, device), summary_table)

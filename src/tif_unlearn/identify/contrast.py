@@ -99,13 +99,13 @@ def _batch_spans(target, reference, tokenizer, batch, *, threshold: float, max_l
     return results
 
 
-def _resolve(model, tokenizer, what: str):
-    """``(model, tokenizer)`` from a spec for ``load_model`` or from objects."""
+def _resolve(model, tokenizer, what: str, loading: dict):
+    """``(model, tokenizer)`` from a spec for ``load_model`` (loaded with ``loading``: device
+    and dtype) or from objects."""
     if isinstance(model, str):
-        from ..devices import on_device, pick_device
-        from ..models import load_model
+        from .loading import load_on_device
 
-        return on_device(load_model(model), pick_device())
+        return load_on_device(model, **loading)
     if model is None:
         raise TifError(f"the contrast identifier needs a {what} model")
     return model, tokenizer
@@ -115,10 +115,10 @@ def _same_vocab(a, b) -> bool:
     return a is None or b is None or a is b or a.get_vocab() == b.get_vocab()
 
 
-def _models(target, reference, tokenizer):
+def _models(target, reference, tokenizer, loading: dict):
     """``(target_model, reference_model, tokenizer)``, in eval mode, sharing one tokenizer."""
-    target_model, target_tok = _resolve(target, tokenizer, "target")
-    reference_model, reference_tok = _resolve(reference, tokenizer, "reference")
+    target_model, target_tok = _resolve(target, tokenizer, "target", loading)
+    reference_model, reference_tok = _resolve(reference, tokenizer, "reference", loading)
     tokenizer = target_tok or reference_tok
     if tokenizer is None:
         raise TifError("pass tokenizer= when the models are given as objects")
@@ -137,14 +137,19 @@ def identify_contrast(
     batch_size: int = 8,
     max_length: int = 512,
     progress: bool = True,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> IdentifyResult:
     """Mark as UW the words whose tokens the target model predicts better than the reference.
 
     ``target`` / ``reference``: a spec for :func:`tif_unlearn.models.load_model` or a model
-    object (then ``tokenizer`` is required); both must share the tokenizer.
+    object (then ``tokenizer`` is required); both must share the tokenizer. A spec is loaded
+    in ``dtype`` on ``device`` (auto: bfloat16 on a bf16 GPU when one is visible, else float32
+    on the CPU); the log-probabilities are compared in float32.
     """
     started = time.perf_counter()
-    target_model, reference_model, tokenizer = _models(target, reference, tokenizer)
+    loading = {"device": device, "dtype": dtype}
+    target_model, reference_model, tokenizer = _models(target, reference, tokenizer, loading)
 
     def batch_fn(batch: list[Record]) -> list[SampleResult]:
         models = (target_model, reference_model, tokenizer)

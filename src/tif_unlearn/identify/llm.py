@@ -147,10 +147,13 @@ def make_backend(
     api_base: str | None = None,
     api_model: str | None = None,
     max_new_tokens: int = 64,
+    device: str = "auto",
+    dtype: str = "auto",
     **http_options,
 ) -> ChatBackend:
     """An HTTP backend when ``api_base`` is given, else a local model (default the embedded
-    ``smollm2-135m``). ``http_options``: timeout, max_retries, backoff, workers."""
+    ``smollm2-135m``, loaded in ``dtype`` on ``device``). ``http_options``: timeout,
+    max_retries, backoff, workers."""
     if api_base:
         if model is not None:
             raise TifError("give either api_base (an endpoint) or model (a local model), not both")
@@ -162,6 +165,8 @@ def make_backend(
         tokenizer,
         model_name=model_name,
         max_new_tokens=max_new_tokens,
+        device=device,
+        dtype=dtype,
     )
 
 
@@ -198,6 +203,8 @@ def identify_llm(
     workers: int = 4,
     chunk_chars: int = 1000,
     progress: bool = True,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> IdentifyResult:
     """Ask a chat model for the UW of each record (see module doc).
 
@@ -208,6 +215,8 @@ def identify_llm(
     Endpoint: ``api_base`` + ``api_model`` (+ ``timeout``, ``max_retries``, ``backoff``
     seconds, ``workers`` parallel requests). ``cache_dir``: where ``replies.jsonl`` lives
     (default ``$TIF_CACHE_DIR/identify-llm``); ``use_cache=False`` disables it.
+    ``device`` / ``dtype``: where and in which precision a local model spec is loaded (auto:
+    bfloat16 on a bf16 GPU when one is visible, else float32 on the CPU).
     """
     started = time.perf_counter()
     http = {"timeout": timeout, "max_retries": max_retries, "backoff": backoff, "workers": workers}
@@ -218,7 +227,7 @@ def identify_llm(
         api_base=api_base,
         api_model=api_model,
         max_new_tokens=max_new_tokens,
-        **(http if api_base else {}),
+        **(http if api_base else {"device": device, "dtype": dtype}),
     )
     cache = ReplyCache(cache_dir, enabled=use_cache and backend.cacheable)
 

@@ -38,13 +38,21 @@ class HFChatBackend:
 
     name = "hf"
 
-    def __init__(self, model, tokenizer=None, *, model_name=None, max_new_tokens: int = 64):
-        if isinstance(model, str):
-            from ..devices import on_device, pick_device
-            from ..models import load_model
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        *,
+        model_name=None,
+        max_new_tokens: int = 64,
+        device: str = "auto",
+        dtype: str = "auto",
+    ):
+        if isinstance(model, str):  # loaded in dtype (auto: bf16 on a bf16 GPU) on device
+            from .loading import load_on_device
 
             model_name = model_name or model
-            model, tokenizer = on_device(load_model(model), pick_device())
+            model, tokenizer = load_on_device(model, device=device, dtype=dtype)
         if tokenizer is None:
             raise TifError("pass tokenizer= together with a model object")
         self.model, self.tokenizer = model.eval(), tokenizer

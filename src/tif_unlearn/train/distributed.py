@@ -40,17 +40,6 @@ def cpu_only() -> bool:
     return world_size() > 1 and not torch.cuda.is_available()
 
 
-def check_one_process_per_gpu(visible_gpus: int, processes: int) -> None:
-    """Several GPUs and one process: the Trainer would fall back to ``DataParallel`` and
-    silently multiply the effective batch by the number of GPUs. Refuse with the fix."""
-    if visible_gpus > 1 and processes == 1:
-        raise TifError(
-            f"{visible_gpus} GPUs are visible to one process; run one process per GPU "
-            f"(torchrun --nproc-per-node {visible_gpus} -m tif_unlearn.cli ...) or pick one "
-            "with CUDA_VISIBLE_DEVICES=0"
-        )
-
-
 def process_group_options() -> dict:
     """Keyword arguments for ``init_process_group`` (through accelerate's ``PartialState``)."""
     return {"timeout": timedelta(seconds=DDP_TIMEOUT_S)}

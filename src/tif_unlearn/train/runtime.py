@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from ..config.schema import TrainConfig
+from ..devices import one_gpu_notice
 from ..errors import TifError
 from .distributed import (
-    check_one_process_per_gpu,
     check_zero3_options,
     training_device,
     world_size,
@@ -76,7 +76,9 @@ def resolve_precision(config):
 
 def check_hardware(config: TrainConfig) -> None:
     """Refuse, before any model is loaded, what the hardware would do wrongly or slowly."""
-    check_one_process_per_gpu(torch.cuda.device_count(), world_size())
+    notice = one_gpu_notice(torch.cuda.device_count(), world_size())
+    if notice:  # the trainer then keeps to cuda:0 (trainer.one_gpu_per_process)
+        log.warning(notice)
     check_half_precision_weights(config.dtype, config.lora_r)
     check_zero3_options(config, zero_stage_from_env(os.environ))
     if config.bf16:

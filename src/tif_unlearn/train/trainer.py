@@ -7,15 +7,20 @@ trainer fills them every step from ``live_reference`` (``streams.live_reference`
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from transformers import Trainer
 
 from ..data.batches import LengthGroupedSampler
 from ..methods.base import Method, reference_values
-from .distributed import sum_over_ranks
+from .distributed import sum_over_ranks, world_size
 from .precision import autocast
+
+# Cached reference values: float32 whatever the Trainer does to the floating inputs (under
+# DeepSpeed it casts them to the engine's dtype: bf16 would round a sequence log-prob of -150
+# by up to 0.5 nat, so that Δ ≠ 0 at step 0).
+REFERENCE_KEYS = ("ref_token_values", "ref_seq_logp")
 
 
 class LengthGroupedTrainer(Trainer):
@@ -24,6 +29,7 @@ class LengthGroupedTrainer(Trainer):
     epoch when epochs flow into each other (``step_count="floor"``); None: one pass."""
 
     def __init__(self, *args, train_samples: int | None = None, **kwargs):
+        one_gpu_per_process(kwargs.get("args", args[1] if len(args) > 1 else None))
         super().__init__(*args, **kwargs)
         self.train_samples = train_samples
 
@@ -35,6 +41,14 @@ class LengthGroupedTrainer(Trainer):
         return LengthGroupedSampler(
             dataset.lengths(), batch, seed=self.args.seed, num_samples=self.train_samples
         )
+
+
+def one_gpu_per_process(args) -> None:
+    """One process with several visible GPUs trains on the first one (``runtime.check_hardware``
+    says so): without this the Trainer would wrap the model in ``DataParallel`` and multiply
+    the effective batch by the number of GPUs."""
+    if args is not None and world_size() == 1 and args.n_gpu > 1:
+        args._n_gpu = 1  # what transformers itself sets for model-parallel models
 
 
 class UnlearnTrainer(LengthGroupedTrainer):
@@ -58,8 +72,19 @@ class UnlearnTrainer(LengthGroupedTrainer):
         self._component_count += 1
         return (loss, None) if return_outputs else loss
 
+    def _prepare_input(self, data):
+        """Move a batch to the device as the Trainer does, but keep the cached reference
+        values of each stream in float32 (see ``REFERENCE_KEYS``)."""
+        if not isinstance(data, Mapping) or not any(key in data for key in REFERENCE_KEYS):
+            return super()._prepare_input(data)
+        kept = {key: data[key].to(self.args.device) for key in REFERENCE_KEYS if key in data}
+        rest = super()._prepare_input({k: v for k, v in data.items() if k not in kept})
+        return {**rest, **kept}
+
     def _fill_live_reference(self, inputs: dict) -> None:
-        with autocast(self.args.device, self.args.bf16):
+        # the policy's precision: DeepSpeed bf16 runs bf16 weights without autocast
+        bf16 = self.args.bf16 and not getattr(self, "is_deepspeed_enabled", False)
+        with autocast(self.args.device, bf16):
             for stream, kind in self.method.reference(self.method_config).items():
                 values = reference_values(self.live_reference, inputs[stream], kind)
                 inputs[stream].update(values)

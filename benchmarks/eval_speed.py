@@ -3,7 +3,7 @@
 Runs the same evaluation code (tif_unlearn.evaluate.tofu) twice on the same items: with the
 default batching (length-sorted batches, left-padded KV-cached greedy generation) and with
 batch size 1. Reports wall time, generated tokens/s and scored (forward) tokens/s.
-Usage: python benchmarks/eval_speed.py [--items 20] [--full]
+Usage: python benchmarks/eval_speed.py [--items 20] [--full] [--dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -74,13 +74,18 @@ def main() -> None:
     parser.add_argument("--repeats-single", type=int, default=2, help="repeats of the slow run")
     parser.add_argument("--full", action="store_true", help="also time the full batched evaluation")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     args = parser.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    model, tokenizer = load_model("smollm2-135m")
-    results = {"machine": machine(), "model": "smollm2-135m (fp32)", "items_per_set": args.items}
+    model, tokenizer = load_model("smollm2-135m", dtype=args.dtype)
+    results = {
+        "machine": machine(),
+        "model": f"smollm2-135m ({args.dtype})",
+        "items_per_set": args.items,
+    }
     batched = TofuEvalOptions(max_items=args.items, batch_size=16, max_new_tokens=64)
     single = TofuEvalOptions(
         max_items=args.items, batch_size=1, generate_batch_size=1, max_new_tokens=64

@@ -12,7 +12,15 @@ docs/open-unlearning.md, "Setting up open-unlearning offline"). Its model config
 the ChatML pattern of its Qwen2.5 configs, with SmolLM2's own default system prompt (the one
 our evaluator gets from the model's chat template), so both see the same prompts; its TOFU
 reads come from the local JSON files (ou_launch.py).
-Usage: python benchmarks/vs_open_unlearning.py --ou-checkout DIR --ou-python PY [--quick]
+
+Precision (``--precision``): ``best`` runs each tool at its own best precision on this CPU: ours
+with ``--dtype auto`` (bfloat16 where the CPU has AVX-512-BF16/AMX, else float32), open-
+unlearning in bfloat16 (its configs' default) where bf16 is fast and in float32 elsewhere (a
+bf16 matmul without those instructions is ~100x slower); ``float32`` runs both in float32;
+``both`` (default) runs ``best`` then ``float32``. Each pair is one row of the results file,
+with the machine's CPU flags; rows of other CPUs or precisions already in the file are kept.
+Usage: python benchmarks/vs_open_unlearning.py --ou-checkout DIR --ou-python PY
+       [--precision best|float32|both] [--quick N] [--dry-run]
 """
 
 from __future__ import annotations
@@ -81,15 +89,29 @@ def tofu_folder(source: Path, folder: Path, forget: str, items: int | None) -> P
     return folder
 
 
-def commands(args, work: Path, model: Path, view: Path, data: Path) -> dict[str, list[str]]:
+PRECISIONS = ("best", "float32")
+
+
+def tool_dtypes(precision: str, fast_bf16: bool) -> dict[str, str]:
+    """The ``--dtype`` we are given and the ``torch_dtype`` open-unlearning is given for a
+    precision setting: ``best`` is ours ``auto`` and theirs bfloat16 (its default) where bf16
+    is fast, else float32; ``float32`` is float32 for both."""
+    if precision == "float32":
+        return {"ours": "float32", "open_unlearning": "float32"}
+    return {"ours": "auto", "open_unlearning": "bfloat16" if fast_bf16 else "float32"}
+
+
+def commands(args, dtypes: dict, work: Path, paths: tuple[Path, Path, Path]) -> dict:
+    model, view, data = paths
     configs = work / "hydra"
     (configs / "model").mkdir(parents=True, exist_ok=True)
-    yaml = MODEL_YAML.format(folder=view, dtype=args.dtype, system=SYSTEM)
+    yaml = MODEL_YAML.format(folder=view, dtype=dtypes["open_unlearning"], system=SYSTEM)
     (configs / "model" / "SmolLM2-135M-Instruct.yaml").write_text(yaml)
     n = args.forget_split.removeprefix("forget")
     ours = [sys.executable, "-m", "tif_unlearn.cli", "eval", "tofu", "--model", str(model)]
     ours += ["--data-dir", str(data), "--forget-split", args.forget_split, "--threads", "1"]
-    ours += ["--max-new-tokens", "200", "--dtype", args.dtype, "--out", str(work / "ours.json")]
+    ours += ["--max-new-tokens", "200", "--dtype", dtypes["ours"]]
+    ours += ["--out", str(work / "ours.json")]
     theirs = [args.ou_python, str(HERE / "ou_launch.py"), str(args.ou_checkout)]
     theirs += ["model=SmolLM2-135M-Instruct", f"hydra.searchpath=[file://{configs}]"]
     theirs += ["model.model_args.device_map=cpu", f"eval.tofu.forget_split={args.forget_split}"]
@@ -169,48 +191,113 @@ def agreement(ours: dict, theirs: dict) -> dict:
     return {**summary, "details": table}
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ou-checkout", type=Path, required=True)
-    parser.add_argument("--ou-python", required=True)
+    parser.add_argument("--ou-checkout", type=Path, help="open-unlearning checkout (required)")
+    parser.add_argument("--ou-python", help="its environment's python (required)")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--forget-split", default="forget01")
-    parser.add_argument("--dtype", default="float32", help="both tools (float32 | bfloat16)")
+    parser.add_argument(
+        "--precision",
+        choices=(*PRECISIONS, "both"),
+        default="both",
+        help="best: each tool at its best precision on this CPU; float32: both in float32",
+    )
     parser.add_argument("--quick", type=int, metavar="N", help="first N rows of each set")
     parser.add_argument("--sequential", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="print the runs, run nothing")
     parser.add_argument("--work", type=Path, default=Path("/tmp/vs_open_unlearning"))
     parser.add_argument("--out", default="vs_open_unlearning.json")
-    args = parser.parse_args()
-    from tif_unlearn.data.tofu import default_tofu_dir
-    from tif_unlearn.models import resolve_model_source
+    args = parser.parse_args(argv)
+    if not args.dry_run and not (args.ou_checkout and args.ou_python):
+        parser.error("--ou-checkout and --ou-python are required (except with --dry-run)")
+    if args.quick is not None and args.quick < 1:
+        parser.error("--quick must be >= 1")
+    return args
 
-    shutil.rmtree(args.work, ignore_errors=True)
-    (args.work / "logs").mkdir(parents=True)
-    model = Path(resolve_model_source(args.model))
-    view = model_view(model, args.work / "model-for-transformers-4.45")
-    data = tofu_folder(default_tofu_dir(), args.work / "tofu", args.forget_split, args.quick)
-    cmds = commands(args, args.work, model, view, data)
-    runs = run_all(cmds, data, args.sequential, args.work / "logs")
-    ours = json.loads((args.work / "ours.json").read_text())
-    theirs = json.loads((args.work / "ou" / "TOFU_EVAL.json").read_text())
-    payload = {
-        "machine": machine() | {"torch_threads": 1},
+
+def precisions(choice: str) -> tuple[str, ...]:
+    return PRECISIONS if choice == "both" else (choice,)
+
+
+def cpu_kind(flags: str) -> str:
+    """``fast-bf16`` (AVX-512-BF16 or AMX) or ``no-fast-bf16``: one row per kind and precision."""
+    fast = {"avx512_bf16", "amx_bf16"} & set(flags.split())
+    return "fast-bf16" if fast else "no-fast-bf16"
+
+
+def run_pair(args, precision: str, fast_bf16: bool, paths: tuple[Path, Path, Path]) -> dict:
+    """One side-by-side run at ``precision``: the row of the results file."""
+    work = args.work / precision
+    (work / "logs").mkdir(parents=True)
+    dtypes = tool_dtypes(precision, fast_bf16)
+    cmds = commands(args, dtypes, work, paths)
+    log_step(f"precision {precision}: ours --dtype {dtypes['ours']}, open-unlearning "
+             f"{dtypes['open_unlearning']}")  # fmt: skip
+    runs = run_all(cmds, paths[2], args.sequential, work / "logs")
+    ours = json.loads((work / "ours.json").read_text())
+    theirs = json.loads((work / "ou" / "TOFU_EVAL.json").read_text())
+    info = machine() | {"torch_threads": 1}
+    return {
+        "cpu": cpu_kind(info["cpu_flags"]),
+        "precision": precision,
+        "machine": info,
         "setting": {
             "model": args.model,
             "forget_split": args.forget_split,
-            "dtype": args.dtype,
             "rows_per_set": args.quick or "all",
             "together": not args.sequential,
             "commands": {k: " ".join(v) for k, v in cmds.items()},
-        },  # fmt: skip
-        "ours": runs["ours"] | {"dtype": args.dtype},
-        "open_unlearning": runs["open_unlearning"] | {"dtype": args.dtype},
+        },
+        "ours": runs["ours"] | {"dtype": ours.get("dtype", dtypes["ours"])},  # auto, resolved
+        "open_unlearning": runs["open_unlearning"] | {"dtype": dtypes["open_unlearning"]},
         "speedup": round(runs["open_unlearning"]["wall_s"] / runs["ours"]["wall_s"], 2),
         "agreement": agreement(ours, theirs),
     }
+
+
+def merged_rows(previous: dict | None, rows: list[dict]) -> dict:
+    """The results file: earlier rows of other (CPU kind, precision) pairs, then ``rows``. A
+    file of the one-row layout (before precisions) becomes its row."""
+    old = (previous or {}).get("rows", [])
+    if previous and "machine" in previous and "rows" not in previous:
+        dtype = previous.get("setting", {}).get("dtype", "float32")
+        flags = previous["machine"].get("cpu_flags", "")
+        old = [{"cpu": cpu_kind(flags), "precision": dtype, **previous}]
+    new = {(row["cpu"], row["precision"]) for row in rows}
+    return {"rows": [r for r in old if (r.get("cpu"), r.get("precision")) not in new] + rows}
+
+
+def dry_run(args, fast_bf16: bool) -> None:
+    for precision in precisions(args.precision):
+        dtypes = tool_dtypes(precision, fast_bf16)
+        print(f"{precision}: ours --dtype {dtypes['ours']}, open-unlearning torch_dtype "
+              f"{dtypes['open_unlearning']} (cpu: {cpu_kind(machine()['cpu_flags'])}, "
+              f"work {args.work / precision})")  # fmt: skip
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from tif_unlearn.data.tofu import default_tofu_dir
+    from tif_unlearn.models import resolve_model_source
+    from tif_unlearn.train.precision import cpu_has_fast_bf16
+
+    fast_bf16 = cpu_has_fast_bf16()
+    if args.dry_run:
+        return dry_run(args, fast_bf16)
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    model = Path(resolve_model_source(args.model))
+    view = model_view(model, args.work / "model-for-transformers-4.45")
+    data = tofu_folder(default_tofu_dir(), args.work / "tofu", args.forget_split, args.quick)
+    rows = [run_pair(args, p, fast_bf16, (model, view, data)) for p in precisions(args.precision)]
     folder = args.work if args.quick else RESULTS  # a quick run is a smoke test, not a result
-    write_results(args.out, payload, folder)
-    print(json.dumps({k: payload[k] for k in ("ours", "open_unlearning", "speedup")}, indent=1))
+    path = folder / args.out
+    previous = json.loads(path.read_text()) if path.is_file() else None
+    write_results(args.out, merged_rows(previous, rows), folder)
+    for row in rows:
+        print(json.dumps({k: row[k] for k in ("cpu", "precision", "ours", "open_unlearning",
+                                              "speedup")}, indent=1))  # fmt: skip
 
 
 if __name__ == "__main__":

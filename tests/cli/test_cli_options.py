@@ -10,7 +10,7 @@ from dataclasses import MISSING
 
 import pytest
 
-from tif_unlearn.cli import app, eval_qa, identify, report
+from tif_unlearn.cli import app, ask, card, eval_qa, identify, report
 from tif_unlearn.cli import eval as eval_cli
 from tif_unlearn.cli.app import build_parser
 from tif_unlearn.cli.options import Flags, value_type
@@ -35,6 +35,8 @@ DECLARED = {
     "tif eval qa": eval_qa.QA,
     "tif identify": identify.IDENTIFY,
     "tif report": report.REPORT,
+    "tif ask": ask.ASK,
+    "tif card": card.CARD,
     "tif demo": app.DEMO,
 }
 

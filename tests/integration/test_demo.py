@@ -40,11 +40,14 @@ def test_demo_writes_models_results_plot_and_report(demo_run, capsys):
     results = json.loads((out / "results.json").read_text())
     assert list(results) == ["base", "finetuned", "tif", "npo"]
     for model in results.values():
-        assert set(model) == {"forget", "retain", "general"}
+        assert set(model) == {"forget", "retain", "general", "held_out"}
         assert len(model["forget"]["answers"]) == 10
         rates = model["forget"]["leak"]  # `tif eval qa`'s leak audit of the forget answers
         assert rates["n_items"] == 10
-        assert all(0.0 <= rates[k] <= 1.0 for k in ("greedy", "best_of_n", "format_shift"))
+        for way in ("greedy", "best_of_n", "format_shift"):  # partial counts every strict leak
+            assert 0.0 <= rates[way] <= rates["partial"][way] <= 1.0, way
+        assert 0.0 <= model["forget"]["degenerate"] <= 1.0
+        assert 0.0 <= model["held_out"]["accuracy"] <= 1.0  # general questions never trained on
     page = report.read_text()
     assert "<mark>" in page and "data:image/png;base64," in page
     assert (out / "forget_vs_retain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -110,7 +113,10 @@ def test_tif_demo_command_runs_the_demo(demo_run, tiny_model_dir, monkeypatch, c
 
     code = main(["demo", "--model", str(tiny_model_dir), "--out", str(out), "--methods", "tif,npo"])
 
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "strict (a whole span) / partial" in printed.out  # the leak table, both rates
+    assert "held-out correct" in printed.out
     assert report.is_file() and (out / "results.json").is_file()
     assert (out / "finetuned" / "tif_run.json").stat().st_mtime_ns == finetuned
     assert list(json.loads((out / "results.json").read_text())) == [

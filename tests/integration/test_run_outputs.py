@@ -117,17 +117,17 @@ def test_report_to_a_tracker_that_is_not_installed_is_refused_before_loading(
     assert not (tmp_path / "unlearned").exists()
 
 
-def test_push_to_hub_without_a_token_fails_in_one_line_and_keeps_the_model(
+def test_push_to_hub_without_a_token_fails_in_one_line_before_training(
     tiny_model_dir, qa_files, tmp_path, monkeypatch
 ):
     import huggingface_hub.constants
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    with pytest.raises(TifError, match="no Hugging Face token") as info:
+    with pytest.raises(TifError, match="no Hugging Face token.*before training") as info:
         _unlearn(tiny_model_dir, qa_files, tmp_path, push_to_hub="me/unlearned")
     assert "\n" not in str(info.value)
-    assert (tmp_path / "unlearned" / "model.safetensors").is_file()  # saved before the upload
+    assert not (tmp_path / "unlearned").exists()  # issue 34: refused before any training
 
 
 def test_push_to_hub_when_the_hub_is_unreachable_keeps_the_model(

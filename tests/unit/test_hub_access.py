@@ -26,11 +26,22 @@ HUB_MODEL = "some-owner/gated-model"
 @pytest.fixture
 def hub_calls(monkeypatch, tiny_model_dir) -> list[tuple[str, str, dict]]:
     """Every ``from_pretrained`` call for the hub id (class, source, keyword arguments); it
-    loads the tiny model folder instead."""
+    loads the tiny model folder instead. The hub id counts as in the local cache, so the
+    existence check before loading (``models.check_hub_model``) makes no request."""
+    import huggingface_hub
+
     calls = []
     for cls in (transformers.AutoTokenizer, transformers.AutoConfig):
         _record(monkeypatch, cls, calls, tiny_model_dir)
     _record(monkeypatch, transformers.AutoModelForCausalLM, calls, tiny_model_dir)
+    real_cached = huggingface_hub.try_to_load_from_cache
+
+    def cached(repo_id, filename, **kwargs):
+        if repo_id == HUB_MODEL:
+            return str(tiny_model_dir / filename)
+        return real_cached(repo_id, filename, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", cached)
     return calls
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from ..config import FinetuneConfig, UnlearnConfig, build_config
 from ..demo import DemoConfig
 from ..errors import TifError
 from ..locking import output_lock
+from .ask import ASK
+from .card import CARD
 from .eval import AGGREGATE, MUSE, TOFU
 from .eval_qa import QA
 from .identify import IDENTIFY
@@ -114,11 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_to(kinds)
     IDENTIFY.add_to(sub)
     REPORT.add_to(sub)
+    ASK.add_to(sub)
+    CARD.add_to(sub)
     DEMO.add_to(sub)
     return parser
 
 
+def quiet_progress_bars() -> None:
+    """No progress bars when stderr is not a terminal (a log file, a pipe, CI): their carriage
+    returns would run into the tables printed after them. Read by tqdm when first imported
+    (``TQDM_DISABLE``); ``tif identify`` passes ``progress`` itself."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def setup_logging(verbose: bool) -> None:
+    quiet_progress_bars()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("tif: %(message)s"))
     log.handlers[:] = [handler]
@@ -151,6 +165,7 @@ def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bars = os.environ.get("TQDM_DISABLE")  # set back on return (main called in-process)
     try:
         args = build_parser().parse_args(argv)
         setup_logging(args.verbose)
@@ -163,3 +178,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tif: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if bars is None:
+            os.environ.pop("TQDM_DISABLE", None)

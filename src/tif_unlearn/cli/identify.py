@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,11 +42,32 @@ class IdentifyArgs:
     train: str | None = _flag("learned: fit a model on these annotated records first")
     save: str | None = _flag("learned: write the model fitted with --train to this file")
     threshold: float | None = _flag("frequency: Zipf threshold; contrast: nats")
+    device: str = _flag(
+        "llm (local model) and contrast: auto (a GPU when visible) | cpu | cuda[:N]", "auto"
+    )
+    dtype: str = _flag(
+        "llm (local model) and contrast: weights dtype, auto (bfloat16 on a bf16 GPU, else "
+        "float32) | float32 | bfloat16 | float16",
+        "auto",
+    )
     members: str = _flag("combined: identifier names", "ner,frequency")
     mode: str = _flag("combined: union | intersection | vote", "union")
     score: bool = _flag("score --pred against --gold instead", False)
     gold: str | None = _flag("--score: gold annotated records")
     pred: str | None = _flag("--score: predicted annotated records")
+
+
+def model_placement(args: IdentifyArgs) -> dict[str, str]:
+    """``--device`` / ``--dtype`` decided for this machine (an identifier that runs a model)."""
+    import torch
+
+    from ..devices import pick_device
+    from ..train.precision import EVAL_DTYPES, eval_dtype
+
+    if args.dtype not in EVAL_DTYPES:
+        raise TifError(f"--dtype must be one of {', '.join(EVAL_DTYPES)}, got {args.dtype!r}")
+    device = pick_device(args.device)
+    return {"device": device, "dtype": eval_dtype(args.dtype, torch.device(device))}
 
 
 def identifier_options(args: IdentifyArgs) -> dict:
@@ -56,10 +78,11 @@ def identifier_options(args: IdentifyArgs) -> dict:
             options.update(api_base=args.api_base, api_model=args.api_model)
         else:
             options["model_name"] = args.model or "smollm2-135m"
+            options.update(model_placement(args))
     elif name == "contrast":
         if not (args.model and args.reference):
             raise TifError("the contrast identifier needs --model (target) and --reference")
-        options.update(target=args.model, reference=args.reference)
+        options.update(target=args.model, reference=args.reference, **model_placement(args))
     elif name == "masked-lm" and args.masked_lm_model:
         options["model_name"] = args.masked_lm_model
     elif name == "learned" and args.learned_model:
@@ -96,6 +119,7 @@ def run_identify(args: IdentifyArgs, learned_model=None) -> tuple[list, object]:
     if learned_model is not None:
         options["model"] = learned_model
     records = load_records(args.data, field_map=parse_field_map(args.field_map))
+    options["progress"] = sys.stderr.isatty()  # no bar in a log (it runs into what follows)
     result = identify(args.identifier, records, **options)
     report_failures(result, records)
     if result.n_ok == 0:
@@ -163,9 +187,12 @@ def cmd_identify(namespace: argparse.Namespace) -> int:
             render_html({args.identifier: annotated}, "Unwanted words"), encoding="utf-8"
         )
     n = len(result.records)
+    where = ""
+    if args.identifier == "contrast" or (args.identifier == "llm" and not args.api_base):
+        where = " on {device} in {dtype}".format(**model_placement(args))
     print(
-        f"{args.identifier}: annotated {result.n_ok}/{n} records in {result.seconds:.1f} s "
-        f"({len(result.failures)} failed); written to {out}"
+        f"{args.identifier}: annotated {result.n_ok}/{n} records in {result.seconds:.1f} s"
+        f"{where} ({len(result.failures)} failed); written to {out}"
     )
     return 0
 

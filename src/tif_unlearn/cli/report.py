@@ -1,5 +1,5 @@
-"""`tif report`: one HTML page (and a PNG) comparing `tif eval tofu` or `tif eval muse` results
-(``report/results_report.py``)."""
+"""`tif report`: one HTML page (and a PNG) and a table in the terminal comparing `tif eval tofu`,
+`tif eval muse` or `tif eval qa` results (``report/results_report.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from .options import Command, Flags
 class ReportArgs:
     results: tuple[str, ...] = field(
         metadata={
-            "help": "results .json files of tif eval tofu (or all of tif eval muse) to compare",
+            "help": "results .json files to compare: all of tif eval tofu, all of tif eval "
+            "muse, or all of tif eval qa",
             "positional": True,
         }
     )
@@ -27,10 +28,14 @@ REPORT_FLAGS = Flags(ReportArgs, show_defaults=True)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report.results_report import write_report
+    from ..report.precision import warn_if_mixed_precision
+    from ..report.results_report import load_results, text_table, write_loaded
 
     report = REPORT_FLAGS.build(args)
-    for path in write_report(list(report.results), report.out):
+    loaded = load_results(list(report.results))
+    warn_if_mixed_precision(loaded)
+    print(text_table(loaded))
+    for path in write_loaded(loaded, report.out):
         print(f"written: {path}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 
 from ..errors import TifError
 from .methods import method_options
@@ -151,14 +152,38 @@ class TrainConfig:
 
 @dataclass
 class FinetuneConfig(TrainConfig):
-    data: str = field(default="", metadata={"help": "QA or text records to fine-tune on"})
+    data: str = field(
+        default="",
+        metadata={"help": "QA or text records to fine-tune on; several: comma-separated"},
+    )
     epochs: float = field(default=5.0, metadata={"help": "training epochs"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
+    recall_check: int = field(
+        default=8,
+        metadata={
+            "help": "after training, greedy-answer N training questions and warn when the "
+            "answers do not recite the training answers (0: skip)"
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.data:
+        if not self.data_sources():
             raise TifError("--data is required")
+        if self.recall_check < 0:
+            raise TifError(f"recall_check must be >= 0, got {self.recall_check}")
+
+    def data_sources(self) -> tuple[str, ...]:
+        """``--data a.jsonl,b.jsonl`` -> ``("a.jsonl", "b.jsonl")`` (an existing file whose
+        name holds a comma is one source)."""
+        return data_sources(self.data)
+
+
+def data_sources(data: str) -> tuple[str, ...]:
+    """The input sources named by a ``--data`` value (comma-separated)."""
+    if not data or Path(data).exists():
+        return (data,) if data else ()
+    return tuple(part.strip() for part in data.split(",") if part.strip())
 
 
 @dataclass

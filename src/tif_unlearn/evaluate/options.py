@@ -123,3 +123,10 @@ class QAEvalFiles:
     reference: str | None = field(
         default=None, metadata={"help": "the model before unlearning (adds before and change)"}
     )
+    utility: str = field(
+        default="builtin",
+        metadata={
+            "help": "held-out QA for utility outside the retain set: builtin (general knowledge "
+            "shipped with tif), a .json/.jsonl file, or none (default: builtin)"
+        },
+    )

@@ -11,6 +11,8 @@ continuation is scored against the second half with ROUGE-L F1 (MUSE VerbMem sty
 probabilities are those of the whole window's tokens; only continuation UW spans can leak.
 Membership inference: Min-k% (k = 0.4) and loss AUC of forget vs holdout
 (:func:`metrics.mia_auc`: ≈ 1 = the forget items look like training data, ≈ 0.5 = not).
+Utility outside the retain set: a held-out general-knowledge set (:mod:`qa_utility`); every
+greedy answer gets a degeneration check (:mod:`qa_fluency`).
 
 Options and files: :mod:`options`; items: :mod:`qa_items`; one model's answers and scores: :mod:`qa_scoring`;
 summaries, the results document and its table: :mod:`qa_report`.
@@ -27,6 +29,7 @@ from .options import QAEvalFiles, QAEvalOptions
 from .qa_items import build_sets, read_records
 from .qa_report import combine
 from .qa_scoring import evaluate_model
+from .qa_utility import retain_warning
 
 log = logging.getLogger("tif_unlearn")
 
@@ -53,6 +56,12 @@ def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
     from ..models import load_model
 
     records = read_records(files, options)
+    warnings = []
+    if files.retain:
+        warning = retain_warning(files.model, files.retain, records["retain"])
+        warnings = [warning] if warning else []
+    for warning in warnings:
+        log.warning("warning: %s", warning)
     sets, reference_result = None, None
     if files.reference:
         sets, reference_result = _evaluate_reference(files, records, options)
@@ -61,7 +70,10 @@ def evaluate_qa(files: QAEvalFiles, options: QAEvalOptions) -> dict:
     log.info("evaluating %s", files.model)
     results = combine(sets, evaluate_model(model, tokenizer, sets, options), reference_result)
     return {
+        "benchmark": "qa",
         "model": files.model,
         "reference": files.reference,
+        "utility_set": files.utility,
         "options": asdict(options),
+        "warnings": warnings,
     } | results

@@ -43,6 +43,7 @@ class EvalSets:
     forget: list[Item]
     retain: list[Item] | None = None
     holdout: list[Item] | None = None
+    utility: list[Item] | None = None
 
 
 def load_eval_records(path: str, what: str) -> list[Record]:
@@ -90,6 +91,17 @@ def make_items(tokenizer, records: Sequence[Record], options: QAEvalOptions) -> 
     return [window_item(tokenizer, w) for w in windows]
 
 
+def utility_records(spec: str) -> list[Record] | None:
+    """The held-out utility set: the shipped one, a file's records, or None for ``none``."""
+    from . import qa_utility
+
+    if spec == qa_utility.NONE:
+        return None
+    if spec == qa_utility.BUILTIN:
+        return qa_utility.builtin_records()
+    return load_eval_records(spec, "utility")
+
+
 def read_records(files: QAEvalFiles, options: QAEvalOptions) -> dict[str, list[Record]]:
     """Every input file's records (forget annotated) before any model is loaded, so bad input
     fails fast."""
@@ -99,7 +111,8 @@ def read_records(files: QAEvalFiles, options: QAEvalOptions) -> dict[str, list[R
         if getattr(files, name)
     }
     forget = annotate_missing(load_eval_records(files.forget, "forget"), options.identifier)
-    return {"forget": forget} | records
+    utility = utility_records(files.utility)
+    return {"forget": forget} | records | ({"utility": utility} if utility else {})
 
 
 def build_sets(records: dict[str, list[Record]], tokenizer, options) -> EvalSets:

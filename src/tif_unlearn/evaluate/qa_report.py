@@ -1,5 +1,5 @@
-"""`tif eval qa` results: per-set summaries (means and leak rates), the change from the
-reference model, the results document and its plain-text table.
+"""`tif eval qa` results: per-set summaries (means, leak rates, fluency, utility accuracy),
+the change from the reference model, the results document and its plain-text table.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import leak
+from .qa_fluency import fluency_summary
 from .qa_items import EvalSets, Item
 
 SCORE_KEYS = ("rouge", "answer_prob", "uw_prob", "gw_prob")
+SETS = ("forget", "retain", "utility")
 
 
 def _mean(values) -> float | None:
@@ -20,11 +22,18 @@ def _mean(values) -> float | None:
 
 
 def summarise(rows: Sequence[dict]) -> dict:
-    """Mean of each score over the items (None values left out) and the leak rates."""
+    """Mean of each score over the items (None values left out), the leak rates (or, for the
+    utility set, the share of ``correct`` answers: ``accuracy``) and the fluency summary."""
     summary = {"n_items": len(rows)}
     summary |= {key: _mean(r[key] for r in rows) for key in SCORE_KEYS}
-    verdicts = [None if r["leak"] is None else leak.ItemLeak(**r["leak"]) for r in rows]
-    summary["leak"] = leak.leak_rates(verdicts)
+    if any("correct" in r for r in rows):
+        summary["accuracy"] = _mean(
+            None if r["correct"] is None else float(r["correct"]) for r in rows
+        )
+    else:
+        verdicts = [None if r.get("leak") is None else leak.ItemLeak(**r["leak"]) for r in rows]
+        summary["leak"] = leak.leak_rates(verdicts)
+    summary["fluency"] = fluency_summary([r.get("fluency") for r in rows])
     return summary
 
 
@@ -69,7 +78,7 @@ def combine(sets: EvalSets, model_result: dict, reference_result: dict | None = 
     """The results document: per set its :func:`set_result`, and the MIA AUCs."""
     ref = reference_result or {}
     results = {}
-    for name in ("forget", "retain"):
+    for name in SETS:
         items = getattr(sets, name)
         if items:
             results[name] = set_result(items, model_result[name], ref.get(name))
@@ -84,23 +93,45 @@ def _cell(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _pair(rates: dict, way: str) -> str:
+    """``strict/partial`` leak rate of one way of asking."""
+    partial = rates.get("partial", {}).get(way)
+    return f"{_cell(rates.get(way))}/{_cell(partial)}"
+
+
+def _leak_columns(results: dict) -> list[tuple[str, str]]:
+    """(rate key, header) of the ways of asking that ran (no best-of-0 column)."""
+    options = results.get("options", {})
+    n = options.get("leak_samples", "N")
+    columns = [("greedy", "leak greedy")]
+    if n != 0:
+        columns.append(("best_of_n", f"best-of-{n}"))
+    if options.get("format_shift", True):
+        columns.append(("format_shift", "format shift"))
+    return columns
+
+
 def qa_table(results: dict) -> str:
-    """Summary lines: per set and model (model, reference, change) the scores and leak rates."""
-    n = results.get("options", {}).get("leak_samples", "N")
+    """Summary lines: per set and model (model, reference, change) the scores, the share of
+    degenerate answers, the leak rates (strict/partial; forget and retain) or the accuracy
+    (utility)."""
+    columns = _leak_columns(results)
     header = (
         f"{'set':<7} {'model':<9} {'ROUGE-L':>7} {'ans. p':>7} {'UW p':>6} {'GW p':>6} "
-        f"{'leak greedy':>11} {f'best-of-{n}':>10} {'format shift':>12}"
+        f"{'degen.':>6} {'correct':>7}" + "".join(f" {label:>13}" for _, label in columns)
     )
     lines = [header, "-" * len(header)]
-    for name in ("forget", "retain"):
+    for name in SETS:
         for who, s in results.get(name, {}).get("summary", {}).items():
             rates = s.get("leak", {})
+            cells = "".join(f" {_pair(rates, key) if rates else '-':>13}" for key, _ in columns)
             lines.append(
                 f"{name:<7} {who:<9} {_cell(s.get('rouge')):>7} {_cell(s.get('answer_prob')):>7} "
                 f"{_cell(s.get('uw_prob')):>6} {_cell(s.get('gw_prob')):>6} "
-                f"{_cell(rates.get('greedy')):>11} {_cell(rates.get('best_of_n')):>10} "
-                f"{_cell(rates.get('format_shift')):>12}"
+                f"{_cell(s.get('fluency', {}).get('degenerate')):>6} "
+                f"{_cell(s.get('accuracy')):>7}{cells}"
             )
+    lines.append("leak rates: strict (a whole UW span said) / partial (any content word of one)")
     for who, aucs in results.get("mia", {}).items():
         listed = ", ".join(f"{k} {v:.3f}" for k, v in aucs.items())
         lines.append(f"membership inference, forget vs holdout ({who}): {listed}")

@@ -22,7 +22,9 @@ from ..tokens import IGNORE_INDEX
 from . import leak, metrics
 from .generation import generate, sample
 from .options import QAEvalOptions
+from .qa_fluency import fluency
 from .qa_items import EvalSets, Item
+from .qa_utility import mark_correct
 from .scoring import ScoredAnswer, score_records
 
 
@@ -132,7 +134,9 @@ def item_row(item: Item, scored: ScoredAnswer, masks, answers: dict, min_k: floa
     phrases = item.phrases
     verdict = None
     if phrases:
-        verdict = leak.item_leak(phrases, answers["greedy"], answers["sampled"], answers["shifted"])
+        verdict = leak.item_leak(
+            phrases, answers["greedy"], answers["sampled"], answers["shifted"], item.prompt
+        )
     return {
         "generated": answers["greedy"],
         "rouge": rouge(answers["greedy"], item.truth),
@@ -140,6 +144,7 @@ def item_row(item: Item, scored: ScoredAnswer, masks, answers: dict, min_k: floa
         "uw_prob": mean_prob(scored.token_logps, uw),
         "gw_prob": mean_prob(scored.token_logps, gw),
         "leak": None if verdict is None else asdict(verdict),
+        "fluency": asdict(fluency(answers["greedy"])),
         "sampled": answers["sampled"],
         "shifted": answers["shifted"],
         "min_k": metrics.min_k_score(scored.token_logps, min_k) if scored.n_tokens else None,
@@ -191,14 +196,17 @@ def mia(forget_rows: Sequence[dict], holdout_scored: Sequence[ScoredAnswer], k: 
 
 
 def evaluate_model(model, tokenizer, sets: EvalSets, options: QAEvalOptions) -> dict:
-    """Per-item rows of every set (holdout: only its MIA), for one model."""
+    """Per-item rows of every set (holdout: only its MIA; utility: ``correct`` in place of
+    the leak verdict), for one model."""
     out = {
         "forget": evaluate_items(model, tokenizer, sets.forget, options, audit=True, desc="forget")
     }
-    if sets.retain:
-        out["retain"] = evaluate_items(
-            model, tokenizer, sets.retain, options, audit=False, desc="retain"
-        )
+    for name in ("retain", "utility"):
+        items = getattr(sets, name)
+        if items:
+            out[name] = evaluate_items(model, tokenizer, items, options, audit=False, desc=name)
+    if "utility" in out:
+        out["utility"] = mark_correct(out["utility"])
     if sets.holdout:
         holdout = score_items(model, tokenizer, sets.holdout, options, "holdout")
         out["mia"] = mia(out["forget"], holdout, options.min_k)

@@ -33,10 +33,12 @@ from ..data.records import Record, Span
 from .base import IdentifyResult, SampleResult, question_words, run_batched, words
 from .features import answer_tokens
 from .learned_fit import Answer, featurize, fit_learned
+from .learned_focus import answered_phrase_spans
 from .learned_model import LearnedConfig, LearnedModel, load_learned_model
 from .lm_features import load_feature_lm
 from .ner import _given_by_question, load_spacy, quoted_title_spans
 from .personal import personal_data_spans
+from .phrases import phrase_content_spans
 from .roles import job_title_spans
 
 
@@ -65,13 +67,19 @@ def token_groups(doc, tokens) -> list[list[int]]:
     return groups
 
 
+def token_probabilities(answer: Answer, model: LearnedModel) -> tuple[list, np.ndarray]:
+    """The answer's tokens and the model's UW probability of each."""
+    tokens = answer_tokens(answer.doc)
+    probs = model.probabilities(answer.features, answer.dense) if tokens else np.zeros(0)
+    return tokens, probs
+
+
 def predicted_spans(answer: Answer, model: LearnedModel) -> list[Span]:
     """Spans of the tokens the model marks UW. A unit of several tokens (:func:`token_groups`)
     is marked as a whole when its tokens' mean probability reaches the threshold; glued
     punctuation between two UW tokens joins them ("Al" "-" "Kuwaiti" -> "Al-Kuwaiti")."""
     doc = answer.doc
-    tokens = answer_tokens(doc)
-    probs = model.probabilities(answer.features, answer.dense) if tokens else np.zeros(0)
+    tokens, probs = token_probabilities(answer, model)
     marked = list(probs >= model.threshold)
     for group in token_groups(doc, tokens):
         whole = bool(probs[group].mean() >= model.threshold)
@@ -81,6 +89,28 @@ def predicted_spans(answer: Answer, model: LearnedModel) -> list[Span]:
         if _glued(doc, tokens[k]) and marked[k - 1] and marked[k + 1]:
             marked[k] = True
     return [(t.idx, t.idx + len(t)) for t, on in zip(tokens, marked, strict=True) if on]
+
+
+def whole_phrase_spans(record: Record, doc, spans: list[Span]) -> list[Span]:
+    """The content words (:mod:`.phrases`) of every noun phrase that ``spans`` touch, less the
+    question's words: the rest of a fact marked in part ("[insulin] glargine", "[type] 1
+    diabetes", "[chronic] kidney disease"); half a fact still gives it away."""
+    asked = question_words(record)
+    whole = []
+    for group in phrase_content_spans(doc, asked):
+        if any(a < end and start < b for a, b in group for start, end in spans):
+            whole += group
+    return whole
+
+
+def completed_spans(record: Record, answer: Answer, model: LearnedModel, spans) -> list[Span]:
+    """:func:`whole_phrase_spans` whose token has at least half the threshold's probability: a
+    word beside a marked one needs half the evidence ("insulin" 0.35 beside "glargine"), but
+    a word the classifier is sure of is left GW (TOFU's "profound prose": 0.02)."""
+    tokens, probs = token_probabilities(answer, model)
+    probability = {t.idx: p for t, p in zip(tokens, probs, strict=True)}
+    candidates = whole_phrase_spans(record, answer.doc, spans)
+    return [(a, b) for a, b in candidates if probability.get(a, 0.0) >= model.threshold / 2]
 
 
 def not_in_question(record: Record, spans: list[Span]) -> list[Span]:
@@ -96,14 +126,22 @@ def answer_spans(
     *,
     personal_data: bool = True,
     question_aware: bool = False,
+    whole_facts: bool = True,
+    question_doc=None,
 ) -> list[Span]:
-    """The UW spans of one featurized answer (options: see :func:`identify_learned`)."""
+    """The UW spans of one featurized answer (options: see :func:`identify_learned`;
+    ``question_doc``: the parsed question, for :func:`.learned_focus.answered_phrase_spans`)."""
     spans = predicted_spans(answer, model)
     if question_aware:
         spans = not_in_question(record, spans)
-    if personal_data:
-        found = personal_data_spans(record.target) + job_title_spans(answer.doc)
-        spans += not_in_question(record, found)
+    if not personal_data:
+        return spans  # the classifier alone
+    found = personal_data_spans(record.target) + job_title_spans(answer.doc)
+    spans += not_in_question(record, found)
+    if whole_facts:
+        if question_doc is not None:
+            spans += answered_phrase_spans(record, answer.doc, question_doc)
+        spans += completed_spans(record, answer, model, spans)
     return spans
 
 
@@ -113,6 +151,7 @@ def identify_learned(
     model: str | Path | LearnedModel | None = None,
     personal_data: bool = True,
     question_aware: bool = False,
+    whole_facts: bool = True,
     batch_size: int = 64,
     progress: bool = True,
     lm_objects: tuple | None = None,
@@ -122,21 +161,32 @@ def identify_learned(
     ``personal_data`` also e-mail addresses, URLs, numbers and job titles (unless the question
     gives them); ``question_aware`` also drops what the classifier marks when the question
     gives it (off: the classifier sees whether the question holds a word and learns from the
-    annotations how much that matters). A model fitted with an LM loads it (or uses
+    annotations how much that matters). ``whole_facts`` (issue 34; with ``personal_data``,
+    which off leaves the classifier alone) marks facts whole: the
+    phrase that answers the question ("Which drug does X inject?" -> "X injects
+    [adalimumab]", :mod:`.learned_focus`) and the rest of a noun phrase the classifier marked
+    in part (:func:`completed_spans`). A model fitted with an LM loads it (or uses
     ``lm_objects``, a ``(model, tokenizer)`` pair standing in for it)."""
     started = time.perf_counter()
     fitted = model if isinstance(model, LearnedModel) else load_learned_model(model)
     nlp = load_spacy(fitted.spacy_model, lemmas=True)
     if fitted.lm and lm_objects is None:
         lm_objects = load_feature_lm(fitted.lm)
-    options = {"personal_data": personal_data, "question_aware": question_aware}
+    options = {
+        "personal_data": personal_data,
+        "question_aware": question_aware,
+        "whole_facts": whole_facts,
+    }
 
     def batch_fn(batch: list[Record]) -> list[SampleResult]:
         answers = featurize(
             batch, nlp, lexical=fitted.lexical, lm_layers=fitted.lm_layers, lm_objects=lm_objects
         )
-        pairs = zip(batch, answers, strict=True)
-        return [answer_spans(record, answer, fitted, **options) for record, answer in pairs]
+        questions = nlp.pipe(getattr(record, "question", "") for record in batch)
+        return [
+            answer_spans(record, answer, fitted, question_doc=question, **options)
+            for record, answer, question in zip(batch, answers, questions, strict=True)
+        ]
 
     return run_batched(
         records,

@@ -102,16 +102,27 @@ def content_word_spans(doc, context: set[str] = frozenset(), *, frames: bool = T
     leaving out possessive endings, frame words (``frames``: given nouns and relational heads)
     and tokens of words in ``context`` (normalized words; a token is compared as the whole
     word it is part of: "Al" in "Al-Kuwaiti's")."""
+    return [span for group in phrase_content_spans(doc, context, frames=frames) for span in group]
+
+
+def phrase_content_spans(
+    doc, context: set[str] = frozenset(), *, frames: bool = True, phrases=None
+) -> list[list[Span]]:
+    """:func:`content_word_spans` grouped by noun phrase or entity: ``[[insulin, glargine],
+    [evening]]`` for "takes insulin glargine every evening" (``phrases``: these spaCy spans
+    instead of all noun phrases and entities)."""
     covering = word_at(doc.text)
-    spans = []
-    for phrase in [*doc.noun_chunks, *doc.ents]:
+    groups = []
+    for phrase in [*doc.noun_chunks, *doc.ents] if phrases is None else phrases:
+        spans = []
         for token in phrase:
             if token.pos_ not in CONTENT_POS or token.tag_ == "POS":
                 continue
             if covering.get(token.idx) in context or (frames and is_frame_word(token)):
                 continue
             spans.append((token.idx, token.idx + len(token)))
-    return spans
+        groups.append(spans)
+    return groups
 
 
 def identify_phrases(

@@ -7,6 +7,7 @@ import base64
 import html
 from pathlib import Path
 
+from .demo_text import SCORE_COLUMNS
 from .plots import forget_retain_scatter
 from .spans_html import highlight
 
@@ -21,27 +22,41 @@ mark { background: #ffd54f; padding: 0 1px; border-radius: 2px; }
 width: 7rem; } .legend { color: #555; }
 """.strip()
 
-METRICS = [
-    ("forget", "rouge"),
-    ("forget", "prob"),
-    ("retain", "rouge"),
-    ("retain", "prob"),
-    ("general", "rouge"),
-    ("general", "prob"),
-]
-
 
 def metric_table(results: dict[str, dict]) -> str:
-    head = "".join(f"<th>{s} {'ROUGE-L' if m == 'rouge' else 'prob.'}</th>" for s, m in METRICS)
-    rows = [
-        "<tr><td>"
-        + html.escape(name)
-        + "</td>"
-        + "".join(f"<td>{r[s][m]:.3f}</td>" for s, m in METRICS)
-        + "</tr>"
-        for name, r in results.items()
-    ]
+    """The score table (:data:`demo_text.SCORE_COLUMNS`; a set no model has is left out)."""
+    columns = [c for c in SCORE_COLUMNS if any(c[0] in r for r in results.values())]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, _, label in columns)
+    rows = []
+    for name, r in results.items():
+        values = [r.get(s, {}).get(k) for s, k, _ in columns]
+        cells = "".join("<td>-</td>" if v is None else f"<td>{v:.3f}</td>" for v in values)
+        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
     return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+
+
+LEAK_WAYS = (("greedy", "greedy"), ("best_of_n", "best-of-N"), ("format_shift", "format shift"))
+
+
+def _pair(strict, partial) -> str:
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in (strict, partial))
+
+
+def leak_table_html(results: dict[str, dict]) -> str:
+    """Leak rates strict / partial per way of asking that ran, and the degenerate share."""
+    rates = {name: r["forget"].get("leak") or {} for name, r in results.items()}
+    ways = [
+        (k, label) for k, label in LEAK_WAYS if any(v.get(k) is not None for v in rates.values())
+    ]
+    head = "".join(f"<th>{label} strict / partial</th>" for _, label in ways)
+    rows = []
+    for name, r in results.items():
+        partial = rates[name].get("partial", {})
+        cells = "".join(f"<td>{_pair(rates[name].get(k), partial.get(k))}</td>" for k, _ in ways)
+        degenerate = r["forget"].get("degenerate")
+        cells += "<td>-</td>" if degenerate is None else f"<td>{degenerate:.2f}</td>"
+        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
+    return f"<table><tr><th>model</th>{head}<th>degenerate answers</th></tr>{''.join(rows)}</table>"
 
 
 def answers_section(annotated, results: dict[str, dict]) -> str:
@@ -73,15 +88,25 @@ def write_report(out: Path, person: str, sets, annotated, results: dict[str, dic
     )
     (out / "forget_vs_retain.png").write_bytes(png)
     image = base64.b64encode(png).decode("ascii")
+    held_out = (
+        "; held-out: general questions never trained on"
+        if any("held_out" in r for r in results.values())
+        else ""
+    )
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>tif-unlearn demo: forgetting {html.escape(person)}</title><style>{CSS}</style>"
         f"</head><body><h1>tif-unlearn demo: forgetting {html.escape(person)}</h1>"
         f'<p class="legend">Forget set: {len(sets["forget"])} questions about {html.escape(person)}; '
         f"retain set: {len(sets['retain'])} questions about other fictitious people; general: "
-        f"{len(sets['general'])} general-knowledge questions. <mark>Highlighted</mark> words are the "
+        f"{len(sets['general'])} general-knowledge questions (trained on){held_out}. "
+        "<mark>Highlighted</mark> words are the "
         "unwanted words (UW) the identifier marked; TIF unlearns only those tokens.</p>"
         f"<h2>Metrics</h2>{metric_table(results)}"
+        '<h2>Leak audit of the forget questions</h2><p class="legend">Share of questions whose '
+        "unwanted words come out: strict = a whole marked span, partial = any content word of "
+        "one; degenerate = greedy answers that repeat themselves or are not words.</p>"
+        f"{leak_table_html(results)}"
         f'<img alt="forget vs retain ROUGE-L per model" src="data:image/png;base64,{image}">'
         f"<h2>Answers to the forget questions, before and after</h2>"
         f"{answers_section(annotated, results)}</body></html>\n"

@@ -5,31 +5,57 @@ from __future__ import annotations
 
 from ..data.records import QARecord
 
+#: (set, score, header) of the score table; a set no model has is left out.
+SCORE_COLUMNS = (
+    ("forget", "rouge", "forget ROUGE"),
+    ("forget", "prob", "forget prob"),
+    ("retain", "rouge", "retain ROUGE"),
+    ("retain", "prob", "retain prob"),
+    ("general", "rouge", "general ROUGE"),
+    ("general", "prob", "general prob"),
+    ("held_out", "prob", "held-out prob"),
+    ("held_out", "accuracy", "held-out correct"),
+)
+
+
+def _number(value, width: int, digits: int = 3) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
 
 def results_table(results: dict[str, dict]) -> str:
-    header = (
-        f"{'model':<12} {'forget ROUGE':>12} {'forget prob':>11} {'retain ROUGE':>12} "
-        f"{'retain prob':>11} {'general ROUGE':>13} {'general prob':>12}"
-    )
+    columns = [c for c in SCORE_COLUMNS if any(c[0] in r for r in results.values())]
+    header = f"{'model':<12}" + "".join(f" {label:>{len(label)}}" for _, _, label in columns)
     lines = [header, "-" * len(header)]
     for name, r in results.items():
-        lines.append(
-            f"{name:<12} {r['forget']['rouge']:>12.3f} {r['forget']['prob']:>11.3f} "
-            f"{r['retain']['rouge']:>12.3f} {r['retain']['prob']:>11.3f} "
-            f"{r['general']['rouge']:>13.3f} {r['general']['prob']:>12.3f}"
-        )
+        cells = "".join(f" {_number(r.get(s, {}).get(k), len(label))}" for s, k, label in columns)
+        lines.append(f"{name:<12}{cells}")
     return "\n".join(lines)
 
 
+def leak_ways(n: int) -> list[tuple[str, str]]:
+    """(rate key, header) of the ways of asking; no best-of-N column when N is 0."""
+    ways = [("greedy", "greedy")]
+    if n:
+        ways.append(("best_of_n", f"best-of-{n}"))
+    return ways + [("format_shift", "format shift")]
+
+
+def _pair(strict, partial) -> str:
+    return "/".join("-" if v is None else f"{v:.2f}" for v in (strict, partial))
+
+
 def leak_table(results: dict[str, dict], n: int) -> str:
-    """Share of forget questions whose unwanted words each model says, per way of asking."""
-    header = f"{'model':<12} {'greedy':>7} {f'best-of-{n}':>10} {'format shift':>12}"
+    """Share of forget questions whose unwanted words each model says, per way of asking,
+    strict (a whole span) / partial (any content word), and the share of degenerate answers."""
+    ways = leak_ways(n)
+    header = f"{'model':<12}" + "".join(f" {label:>13}" for _, label in ways)
+    header += f" {'degenerate':>10}"
     lines = [header, "-" * len(header)]
     for name, r in results.items():
         rates = r["forget"]["leak"]
-        cells = [rates[k] for k in ("greedy", "best_of_n", "format_shift")]
-        shown = ["-" if v is None else f"{v:.2f}" for v in cells]
-        lines.append(f"{name:<12} {shown[0]:>7} {shown[1]:>10} {shown[2]:>12}")
+        partial = rates.get("partial", {})
+        cells = "".join(f" {_pair(rates.get(k), partial.get(k)):>13}" for k, _ in ways)
+        lines.append(f"{name:<12}{cells} {_number(r['forget'].get('degenerate'), 10, 2)}")
     return "\n".join(lines)
 
 

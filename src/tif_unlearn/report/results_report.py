@@ -1,7 +1,8 @@
 """``tif report``: one self-contained HTML page (and a PNG) comparing any set of ``tif eval
-tofu`` or ``tif eval muse`` results: a table with the best value of each column marked, the
-forget-utility scatter (TOFU: Forget Quality vs Model Utility; MUSE: VerbMem vs KnowMem
-retain), and the generated answers side by side where the results hold them.
+tofu``, ``tif eval muse`` or ``tif eval qa`` results: a table with the best value of each column
+marked, the forget-utility scatter (TOFU: Forget Quality vs Model Utility; MUSE: VerbMem vs
+KnowMem retain; QA: partial leak rate vs held-out correct), and the generated answers side by
+side where the results hold them (QA: ``report/qa_results.py``); the same table as text.
 
 The page has no external resources (inline CSS, the plot as a data URI, no scripts) and every
 piece of text from the results is escaped.
@@ -12,11 +13,13 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TifError
 from ..evaluate.tofu_metrics import METRIC_DIRECTIONS, SUMMARY_ROWS
+from . import qa_results
 from .plots import results_scatter
 
 MAX_ANSWERS = 20  # questions shown side by side
@@ -32,6 +35,7 @@ class Benchmark:
     x: tuple[tuple[str, str, bool], ...]  # scatter x candidates: (key, label, log scale)
     y: tuple[str, str]
     answers_set: str  # the set whose generated answers are shown
+    answers: Callable[[list], str] | None = None  # its own answers section
 
 
 BENCHMARKS = {
@@ -60,6 +64,18 @@ BENCHMARKS = {
         y=("knowmem_retain_f1", "KnowMem retain (ROUGE-L F1)"),
         answers_set="knowmem_forget",
     ),
+    "qa": Benchmark(
+        title="your data (tif eval qa)",
+        columns=qa_results.COLUMNS,
+        directions=qa_results.DIRECTIONS,
+        x=(
+            ("leak_partial_greedy", "partial leak rate, greedy answers", False),
+            ("leak_greedy", "strict leak rate, greedy answers", False),
+        ),
+        y=("utility_accuracy", "held-out questions answered right"),
+        answers_set="forget",
+        answers=qa_results.qa_answers_html,
+    ),
 }
 
 CSS = """
@@ -70,6 +86,12 @@ th:first-child, td:first-child { text-align: left; }
 td.best { background: #c8f0c8; font-weight: bold; }
 table.answers td { text-align: left; max-width: 28em; }
 img { max-width: 100%; }
+mark { background: #ffd54f; padding: 0 1px; }
+.answer mark { background: #ff8a80; }
+.qa { margin: 0.8em 0; padding: 0.4em 0.8em; background: #fafafa; }
+.qa p { margin: 0.2em 0; } .q { font-weight: 600; }
+.label { color: #666; display: inline-block; min-width: 12em; margin-right: 0.5em; }
+.tag { color: #b00; font-size: 0.85em; } .warnings { color: #b00; }
 """
 
 
@@ -83,13 +105,16 @@ def load_results(paths: list[str]) -> list[tuple[str, dict]]:
             results = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise TifError(f"cannot read results file {path}: {err}") from err
+        if isinstance(results, dict) and qa_results.is_qa_results(results):
+            results = {**results, "benchmark": "qa"}
         if not isinstance(results, dict) or results.get("benchmark") not in BENCHMARKS:
-            raise TifError(f"{path} is not a `tif eval tofu` or `tif eval muse` results file")
+            raise TifError(f"{path} is not a `tif eval tofu`, `muse` or `qa` results file")
         loaded.append((Path(path).stem, results))
     kinds = {results["benchmark"] for _, results in loaded}
     if len(kinds) > 1:
         raise TifError(f"results of different benchmarks ({', '.join(sorted(kinds))}): compare one")
-    return _unique_names(loaded)
+    loaded = _unique_names(loaded)
+    return qa_results.qa_rows(loaded) if kinds == {"qa"} else loaded
 
 
 def _unique_names(loaded: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -196,7 +221,8 @@ def render_report(loaded: list[tuple[str, dict]]) -> tuple[str, bytes | None]:
     if png is not None:
         data = base64.b64encode(png).decode("ascii")
         image = f'<img alt="forgetting vs utility" src="data:image/png;base64,{data}">'
-    body = table_html(loaded, benchmark) + image + answers_html(loaded, benchmark)
+    answers = benchmark.answers(loaded) if benchmark.answers else answers_html(loaded, benchmark)
+    body = table_html(loaded, benchmark) + image + answers
     title = f"tif report: {benchmark.title}, {len(loaded)} results"
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -206,9 +232,34 @@ def render_report(loaded: list[tuple[str, dict]]) -> tuple[str, bytes | None]:
     )
 
 
+def text_table(loaded: list[tuple[str, dict]]) -> str:
+    """The page's table as text, turned: one line per number, one column per results row."""
+    benchmark = BENCHMARKS[loaded[0][1]["benchmark"]]
+    columns = [(k, label) for k, label in benchmark.columns if _any_value(loaded, k)]
+    label_width = max([len("results"), *(len(label) for _, label in columns)])
+    widths = [max(8, len(name)) for name, _ in loaded]
+    header = f"{'results':<{label_width}}" + "".join(
+        f"  {name:>{w}}" for (name, _), w in zip(loaded, widths, strict=True)
+    )
+    lines = [header, "-" * len(header)]
+    for key, label in columns:
+        values = [summary_value(results, key) for _, results in loaded]
+        cells = "".join(
+            f"  {'-' if v is None else f'{v:.3f}':>{w}}"
+            for v, w in zip(values, widths, strict=True)
+        )
+        lines.append(f"{label:<{label_width}}{cells}")
+    return "\n".join(lines)
+
+
 def write_report(paths: list[str], out: str) -> list[Path]:
     """Write ``out`` (.html) and, when there is a scatter, the PNG beside it; return both."""
-    page, png = render_report(load_results(paths))
+    return write_loaded(load_results(paths), out)
+
+
+def write_loaded(loaded: list[tuple[str, dict]], out: str) -> list[Path]:
+    """:func:`write_report` of results already loaded."""
+    page, png = render_report(loaded)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")

@@ -13,15 +13,24 @@ from pathlib import Path
 from ..errors import TifError
 
 
-def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
-    """Create ``repo_id`` if needed and upload ``folder``; return the commit's URL."""
-    from huggingface_hub import HfApi, get_token
+def require_token(repo_id: str, saved_in: Path | None = None) -> None:
+    """Refuse ``--push-to-hub`` without a token: before training (``saved_in`` None) and again
+    before the upload."""
+    from huggingface_hub import get_token
 
     if not (os.environ.get("HF_TOKEN") or get_token()):
+        where = f"; the model is saved in {saved_in}" if saved_in else " (checked before training)"
         raise TifError(
             f"--push-to-hub {repo_id}: no Hugging Face token (run `hf auth login` or set "
-            f"HF_TOKEN); the model is saved in {folder}"
+            f"HF_TOKEN){where}"
         )
+
+
+def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
+    """Create ``repo_id`` if needed and upload ``folder``; return the commit's URL."""
+    from huggingface_hub import HfApi
+
+    require_token(repo_id, folder)
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -21,16 +21,24 @@ from ..data.batches import UnlearnCollator, UnlearnDataset, pad_stream
 from ..errors import TifError
 from ..methods import METHODS
 from ..models import load_model
+from ..recitation import check_recitation
 from . import lora
 from .checkpoints import fault_callbacks, fingerprint, prepare_checkpoints, trainer_output_dir
-from .distributed import training_device
+from .distributed import training_device, world_size
 from .evaluation import eval_callback, eval_options
+from .hub import require_token
 from .inputs import hub_access, load_input, load_unlearn_inputs, window_inputs
 from .output import check_output, finish_output
-from .provenance import data_record, digests, run_record
+from .provenance import data_record, digests, run_record, sources_digest
 from .runtime import check_hardware, check_tracker, resolve_precision, tracking_dir
 from .schedule import step_plan, training_arguments
-from .streams import build_streams, encode_all, live_reference, token_counts
+from .streams import (
+    build_streams,
+    encode_all,
+    live_reference,
+    token_counts,
+    training_load_dtype,
+)
 from .trainer import FinetuneTrainer, SupervisedDataset, UnlearnTrainer
 
 log = logging.getLogger("tif_unlearn")
@@ -40,6 +48,8 @@ def checked_config(config: TrainConfig) -> tuple[TrainConfig, str]:
     """Refuse what needs no input read (the output folder, the hardware, a missing tracker);
     return the config with ``--dtype auto`` decided and the reason for the precision."""
     check_output(config.out, config.model, config.overwrite)
+    if config.push_to_hub:  # not after an hour of training
+        require_token(config.push_to_hub)
     config, precision = resolve_precision(config)
     check_hardware(config)
     check_tracker(config)
@@ -55,7 +65,7 @@ def resume_point(config: TrainConfig, data: dict[str, dict]) -> tuple[dict, str 
 def load_training_model(config: TrainConfig, precision: str):
     model, tokenizer = load_model(
         config.model,
-        dtype=config.dtype,
+        dtype=training_load_dtype(config),
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
         **hub_access(config),
@@ -139,9 +149,9 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     """Supervised fine-tuning on QA records or plain texts (cut into token windows), e.g. to
     build TOFU or MUSE target and retain models."""
     config, precision = checked_config(config)
-    records = load_input(config, config.data)
+    records = [r for source in config.data_sources() for r in load_input(config, source)]
     records = window_inputs({"data": records}, config)["data"]
-    data = data_record(config, ("data",))
+    data = {"data": {"source": config.data, "sha256": sources_digest(config.data_sources())}}
     run_fingerprint, resume_from = resume_point(config, data)
     model, tokenizer = load_training_model(config, precision)
     model = lora.maybe_add_lora(model, config)
@@ -157,4 +167,7 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
         "finetune", config, precision, trainer, started,
         data=data["data"], examples=len(dataset),
     )  # fmt: skip
-    return finish_output(trainer, model, tokenizer, config, record)
+    out = finish_output(trainer, model, tokenizer, config, record)
+    if world_size() == 1:  # one process: the trained model is whole here
+        check_recitation(model, tokenizer, records, config.recall_check)
+    return out

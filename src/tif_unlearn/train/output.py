@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config.schema import TrainConfig
+from ..config.used import used_options
 from ..errors import TifError
+from ..lineage import with_lineage
 from ..models import save_model
 from ..report.model_card import model_card
 from . import lora
@@ -29,6 +31,12 @@ def check_output(out: str, model: str, overwrite: bool) -> None:
         raise TifError(f"--out {out} is not empty (pass --overwrite to replace it)")
 
 
+def run_card(record: dict, model: str) -> str:
+    """The model card: the options that had an effect, the starting model's lineage."""
+    shown = {**record, "config": used_options(record["config"])}
+    return with_lineage(model_card(shown), model)
+
+
 def save_output(trainer, model, tokenizer, config: TrainConfig, record: dict) -> None:
     """Save the trained model (the LoRA adapter folder, or merged) from rank 0 only."""
     state_dict = gathered_state_dict(trainer)  # a collective under DeepSpeed: every rank
@@ -36,7 +44,7 @@ def save_output(trainer, model, tokenizer, config: TrainConfig, record: dict) ->
         return
     record["saved_by_rank"] = rank()
     model = lora.model_to_save(model, config.merge_lora)
-    card = {"README.md": model_card(record)}
+    card = {"README.md": run_card(record, config.model)}
     save_model(
         model,
         tokenizer,

@@ -26,6 +26,15 @@ def file_digest(source: str | None) -> str | None:
     return hashlib.sha256(Path(source).read_bytes()).hexdigest()
 
 
+def sources_digest(sources: tuple[str, ...]) -> str | None:
+    """One source's :func:`file_digest`; of several (``--data a.jsonl,b.jsonl``), the sha256 of
+    their digests in order (None when one has none)."""
+    found = [file_digest(source) for source in sources]
+    if len(found) == 1 or None in found:
+        return found[0] if len(found) == 1 else None
+    return hashlib.sha256(",".join(found).encode("utf-8")).hexdigest()
+
+
 def data_record(config, names: tuple[str, ...]) -> dict[str, dict]:
     """``{option: {"source": path, "sha256": digest}}`` for the input files ``names``."""
     record = {}

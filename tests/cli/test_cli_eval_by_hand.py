@@ -6,6 +6,7 @@ texts of the format-shift leak check as the model receives them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -80,6 +81,10 @@ def _prompts_seen(monkeypatch) -> list[str]:
     seen: list[list[int]] = []
     real_forward = LlamaForCausalLM.forward
 
+    # wraps: the scorer reads forward's signature once per class (scoring._forward_parameters,
+    # cached); a bare (**kwargs) signature seen there would drop logits_to_keep and the cache
+    # argument for every later test in the process
+    @functools.wraps(real_forward)
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
         if input_ids is not None and input_ids.shape[1] > 1:
             mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)

@@ -116,7 +116,7 @@ def group_points(p, group, work: Path) -> tuple[GroupPoints, dict] | None:
 
 def row(run: dict, ratios: np.ndarray, reference: np.ndarray) -> dict:
     chosen = run["chosen"]
-    audit = run["measures"]["phrases"]
+    audit = run["measures"]["phrases"]["forget"]["summary"]["model"]  # tif eval qa's summary
     return {
         "run": run["name"],
         "epoch": chosen["epoch"] if chosen else None,
@@ -124,7 +124,7 @@ def row(run: dict, ratios: np.ndarray, reference: np.ndarray) -> dict:
         "mu": chosen["model_utility"] if chosen else None,
         "privleak": chosen["privleak"] if chosen else None,
         "forget_rouge": chosen["forget_rouge"] if chosen else None,
-        "phrases_audit": audit.get("summary"),
+        "phrases_audit": audit,
         "learned_token_probs": run["measures"]["learned_token_probs"],
     }
 

@@ -19,7 +19,7 @@ import tofu_pair
 import tofu_tasks
 from common import machine
 from tofu_group_measures import forgetting_measures
-from tofu_groups import GroupsProtocol, finetune_signature
+from tofu_groups import GroupsProtocol, base_data, finetune_signature
 from trajectory import cached_json, digest, parse_run, read_json, write_records
 
 UTILITY_SETS = tofu_tasks.UTILITY_SETS
@@ -67,11 +67,11 @@ def simnpo_lr(p: GroupsProtocol, work: Path) -> float:
         )
         if run is None:
             raise SystemExit(f"SimNPO's development run at lr {lr:g} has not finished")
-        fqs[lr] = point_fq(run["result"], p.groups[0], work)
+        fqs[lr] = point_fq(run["result"])
     return max(SIMNPO_DEV_LRS, key=lambda lr: (fqs[lr], -lr))
 
 
-def point_fq(run: dict, group: tuple[int, ...], work: Path) -> float:
+def point_fq(run: dict) -> float:
     """A run's FQ at its point; the fine-tuned model's on the group when it has none."""
     if run["chosen"] is not None:
         return run["chosen"]["forget_quality"]
@@ -214,23 +214,18 @@ def evaluate_group(p: GroupsProtocol, group: tuple[int, ...], work: Path) -> Non
 
 def run_signature(p: GroupsProtocol, gp, name: str, files: dict, work: Path) -> dict:
     family, lr, seed = parse_run(name)
+    base = base_data(p, work)
     return {
         "protocol": p.recipe(),
         "recipe": gp.recipe(),
         "family": list(gp.families[family]),
         "lr": lr,
         "seed": seed,
-        "target": finetune_signature(p, "target", tofu_groups_files(p, work)),
-        "retain_model": finetune_signature(p, "retain", tofu_groups_files(p, work)),
+        "target": finetune_signature(p, "target", base),
+        "retain_model": finetune_signature(p, "retain", base),
         **tofu_tasks.spans_signature(gp, family, files),
         "phrases": digest(Path(gp.annotations).read_text(encoding="utf-8")),
     }
-
-
-def tofu_groups_files(p: GroupsProtocol, work: Path) -> dict[str, Path]:
-    from tofu_groups import base_data
-
-    return base_data(p, work)
 
 
 def runs_dir(p: GroupsProtocol, work: Path) -> Path:

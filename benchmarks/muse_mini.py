@@ -1,5 +1,5 @@
 """Benchmark: TIF and its targeted family against the baselines on MUSE-News at a scale this
-CPU can run (MUSE-mini, protocol v2; the protocol is in muse_tasks.py and benchmarks/README.md).
+CPU can run (MUSE-mini, protocol v2; the protocol is in bench_muse.py and benchmarks/README.md).
 
 Fine-tunes the target and retrained models on 24 news excerpts (+ 8 retain texts), evaluates
 them, runs every family at every learning rate with a probe (VerbMem, KnowMem-retain, UW/GW
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import muse_tasks
-from trajectory import run_protocol
+from bench_muse import SPEC
+from engine import run_protocol
 
 if __name__ == "__main__":
-    run_protocol(Path(__file__).resolve(), muse_tasks, __doc__.splitlines()[0])
+    run_protocol(Path(__file__).resolve(), SPEC, __doc__.splitlines()[0])

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cache import cached_json, model_digest
 from common import log_step
-from trajectory import cached_json, model_digest
 
 LEAK_SAMPLES = 4
 
@@ -29,7 +29,7 @@ def forgetting_measures(phrases: str, learned: Path, model: Path, cache: Path) -
 
 
 def token_probs(model: Path, annotated: Path) -> dict:
-    from trajectory import token_group_probs
+    from probes import token_group_probs
 
     from tif_unlearn.models import load_model
 

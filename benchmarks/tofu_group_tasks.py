@@ -2,8 +2,9 @@
 evaluations, and one unlearning run with its point and the forgetting measures at that point.
 
 Each group works in ``work/groups/<authors>`` with links to the shared target and retain models
-(``finetuned``, ``retain``), so v2's run machinery (tofu_tasks.py) reads it as a TOFU-mini
-folder. The utility sets do not depend on the group: each base model is evaluated on them once.
+(``finetuned``, ``retain``), so v2's run machinery (engine.py, bench_tofu.py) reads it as a
+TOFU-mini folder. The utility sets do not depend on the group: each base model is evaluated on
+them once.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import tofu_eval
 import tofu_pair
-import tofu_tasks
-from common import machine
+from bench_spec import FLOOR, run_command
+from bench_tofu import SPEC, Protocol, spans_signature
+from cache import cached_json, digest, parse_run, read_json, run_name, write_records
+from common import RESULTS, machine
+from engine import base_probe
+from probes import train_with_probes
 from tofu_group_measures import forgetting_measures
 from tofu_groups import GroupsProtocol, base_data, finetune_signature
-from trajectory import cached_json, digest, parse_run, read_json, write_records
 
-UTILITY_SETS = tofu_tasks.UTILITY_SETS
-FLOOR = tofu_tasks.FLOOR
+UTILITY_SETS = tofu_eval.UTILITY_SETS
 # family -> (method, training spans, method options, learning rate); pre-registered
 # (benchmarks/README.md); SimNPO's learning rate is chosen on the development group.
 FAMILIES = {
@@ -47,8 +51,6 @@ def families(p: GroupsProtocol) -> dict[str, tuple]:
 def run_of(p: GroupsProtocol, name: str, work: Path) -> str:
     """A task's run name: a family's pre-registered setting (SimNPO's from its development
     runs), or a run name as it is."""
-    from trajectory import run_name
-
     if name not in FAMILIES:
         return name
     lr = FAMILIES[name][3] if name != "simnpo" else simnpo_lr(p, work)
@@ -58,8 +60,6 @@ def run_of(p: GroupsProtocol, name: str, work: Path) -> str:
 def simnpo_lr(p: GroupsProtocol, work: Path) -> float:
     """The development run with the higher FQ under the floor (a run without a point counts as
     the fine-tuned model); a tie goes to the lower learning rate."""
-    from trajectory import run_name
-
     fqs = {}
     for lr in SIMNPO_DEV_LRS:
         run = read_json(
@@ -82,7 +82,7 @@ def group_label(group: tuple[int, ...]) -> str:
     return tofu_pair.label(group)
 
 
-def group_protocol(p: GroupsProtocol, group: tuple[int, ...], work: Path) -> tofu_tasks.Protocol:
+def group_protocol(p: GroupsProtocol, group: tuple[int, ...], work: Path) -> Protocol:
     """v2's protocol on this group: full utility sets, one answer length for every group, the
     pre-registered families (their spans: ``learned``; ``gpt4o`` names the `phrases` spans here,
     which only the probes use)."""
@@ -90,7 +90,7 @@ def group_protocol(p: GroupsProtocol, group: tuple[int, ...], work: Path) -> tof
     if p.quick:
         quick = dict(epochs=2, grad_accum=2, probe_items=4, max_items=8, minutes_per_run=5.0)
     return replace(
-        tofu_tasks.Protocol(**quick),
+        Protocol(**quick),
         retain_authors=p.retain_authors,
         forget_authors=group,
         annotations=str(phrases_file(group, work)),
@@ -122,7 +122,7 @@ def answer_tokens(p: GroupsProtocol, work: Path) -> int:
         lengths = np.array(
             [len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers]
         )
-        chosen, rate = tofu_tasks.shortest_length(lengths)
+        chosen, rate = tofu_eval.shortest_length(lengths)
         return {"tokens": chosen, "truncation_rate": rate, "answers": len(answers)}
 
     return cached_json(work / "eval" / "answer_tokens.json", p.recipe(), compute)["tokens"]
@@ -157,7 +157,7 @@ def group_files(p: GroupsProtocol, group: tuple[int, ...], work: Path):
     """(group protocol, group folder, files): v2's data files of this group."""
     folder = group_work(work, group)
     gp = group_protocol(p, group, work)
-    return gp, folder, tofu_tasks.build_data(gp, folder)
+    return gp, folder, tofu_pair.build_data(gp, folder)
 
 
 # --------------------------------------------------------------------------- base models
@@ -167,16 +167,16 @@ def utility_eval(p: GroupsProtocol, name: str, work: Path) -> dict:
     """A base model's evaluation on the three utility sets (the same for every group)."""
     gp, _, files = group_files(p, p.groups[0], work)
     cache = work / "eval" / f"{name}.utility.json"
-    return tofu_tasks.full_eval(gp, files, work / name, cache, UTILITY_SETS)
+    return tofu_eval.full_eval(gp, files, work / name, cache, UTILITY_SETS)
 
 
 def forget_eval(gp, files: dict, model: Path, cache: Path) -> dict:
-    return tofu_tasks.full_eval(gp, files, model, cache, ("forget",))
+    return tofu_eval.full_eval(gp, files, model, cache, ("forget",))
 
 
 def merged(utility: dict, forget: dict) -> dict:
     """One evaluation from the utility sets' and the forget set's: every set, the MIA and a
-    summary with Model Utility, in the form tofu_tasks.headline reads."""
+    summary with Model Utility, in the form tofu_eval.headline reads."""
     from tif_unlearn.evaluate.tofu_logs import model_utility_of
 
     sets = {**utility["sets"], **forget["sets"]}
@@ -192,7 +192,7 @@ def _rate(*results: dict) -> dict:
 
 def floor_mu(p: GroupsProtocol, work: Path) -> float:
     """0.95 × the lower Model Utility of the target and the retain model (pre-registered)."""
-    mus = [tofu_tasks.model_utility(utility_eval(p, name, work)) for name in ("target", "retain")]
+    mus = [tofu_eval.model_utility(utility_eval(p, name, work)) for name in ("target", "retain")]
     return FLOOR * min(mus)
 
 
@@ -206,7 +206,7 @@ def evaluate_group(p: GroupsProtocol, group: tuple[int, ...], work: Path) -> Non
         utility = utility_eval(p, name, work)
         signature = {"parts": digest(json.dumps([utility, forget], sort_keys=True))}
         cached_json(folder / "eval" / f"{link}.json", signature, partial(merged, utility, forget))
-    tofu_tasks.base_probe(gp, folder, files, tofu_tasks.retain_reference(gp, folder, 0))
+    base_probe(SPEC, gp, folder, files, tofu_eval.retain_reference(gp, folder, 0))
 
 
 # --------------------------------------------------------------------------- one run
@@ -223,7 +223,7 @@ def run_signature(p: GroupsProtocol, gp, name: str, files: dict, work: Path) -> 
         "seed": seed,
         "target": finetune_signature(p, "target", base),
         "retain_model": finetune_signature(p, "retain", base),
-        **tofu_tasks.spans_signature(gp, family, files),
+        **spans_signature(gp, family, files),
         "phrases": digest(Path(gp.annotations).read_text(encoding="utf-8")),
     }
 
@@ -231,7 +231,7 @@ def run_signature(p: GroupsProtocol, gp, name: str, files: dict, work: Path) -> 
 def runs_dir(p: GroupsProtocol, work: Path) -> Path:
     """Committed run files for the full protocol at the default seed, else under ``work``."""
     if p == GroupsProtocol():
-        return tofu_tasks.RESULTS / "tofu_groups_runs"
+        return RESULTS / "tofu_groups_runs"
     return work / "runs"
 
 
@@ -245,14 +245,14 @@ def unlearning_run(p: GroupsProtocol, group: tuple[int, ...], name: str, work: P
 def train_and_measure(p: GroupsProtocol, gp, name: str, files: dict, folder: Path, work: Path):
     """v2's run (probes at every epoch, the FQ walk under the floor), then the forgetting
     measures at the chosen point; the checkpoints are deleted at the end."""
-    reference = tofu_tasks.retain_reference(gp, folder, 0)
-    base = tofu_tasks.base_probe(gp, folder, files, reference)
+    reference = tofu_eval.retain_reference(gp, folder, 0)
+    base = base_probe(SPEC, gp, folder, files, reference)
     checkpoints = folder / "checkpoints" / name
     started = time.time()
-    trajectory = tofu_tasks.train_with_probes(gp, name, files, folder, checkpoints, reference)
+    trajectory = train_with_probes(SPEC, gp, name, files, folder, checkpoints, reference)
     minutes = round((time.time() - started) / 60, 1)
     floor = floor_mu(p, work)
-    chosen = tofu_tasks.choose_point(
+    chosen = tofu_eval.choose_point(
         gp, files, name, trajectory, floor, checkpoints, folder, reference
     )
     epoch_model = checkpoints / f"epoch{chosen['epoch']}" if chosen else folder / "finetuned"
@@ -265,7 +265,7 @@ def train_and_measure(p: GroupsProtocol, gp, name: str, files: dict, folder: Pat
         "precision": "float32",
         "minutes": minutes,
         "floor_mu": floor,
-        "command": tofu_tasks.tofu_command(gp, name, files),
+        "command": run_command(SPEC, gp, name, files),
         "trajectory": [{"epoch": 0, **base}, *trajectory],
         "chosen": chosen,
         "point_truth_ratios": point_truth_ratios(chosen, name, folder),

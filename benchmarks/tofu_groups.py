@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import tofu_pair
+from cache import digest, write_records
 from common import cached_step, machine
-from trajectory import digest, write_records
+from engine import schedule
 
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.data.tofu import load_tofu_split
@@ -124,8 +125,8 @@ def task_graph(p: GroupsProtocol) -> dict[str, tuple[str, ...]]:
     """Every task -> the tasks it waits for, in the order they are started: the base models,
     SimNPO's two development runs, then the test groups' runs group by group (SimNPO's test runs
     wait for its development runs, which decide its learning rate)."""
+    from cache import run_name
     from tofu_group_tasks import SIMNPO_DEV_LRS, families, group_label
-    from trajectory import run_name
 
     graph = {f"finetune:{m}": () for m in BASE_MODELS}
     graph |= {f"eval:utility:{m}": (f"finetune:{m}",) for m in BASE_MODELS}
@@ -139,39 +140,6 @@ def task_graph(p: GroupsProtocol) -> dict[str, tuple[str, ...]]:
             waits = (f"eval:group:{label}",) + (dev if family == "simnpo" else ())
             graph[f"run:{label}:{family}"] = waits
     return graph
-
-
-def schedule(graph: dict[str, tuple[str, ...]], start, workers: int) -> dict[str, int]:
-    """Run the tasks of ``graph`` (task -> the tasks it waits for) with ``workers`` at once,
-    starting a ready task whenever a worker is free (no wave waits on its slowest task).
-    ``start(task)`` returns a Popen-like object (``poll()``). A failed task's dependants are
-    skipped (exit code None). Returns each task's exit code."""
-    import time
-
-    codes: dict[str, int | None] = {}
-    running: dict[str, object] = {}
-    waiting = list(graph)
-    while waiting or running:
-        for task, process in list(running.items()):
-            if process.poll() is not None:
-                codes[task] = process.poll()
-                del running[task]
-        skipped = True
-        while skipped:  # a failed task's dependants, and theirs
-            failed = {t for t, c in codes.items() if c != 0}
-            skipped = [t for t in waiting if failed & set(graph[t])]
-            for task in skipped:
-                waiting.remove(task)
-                codes[task] = None  # something it waits for failed
-        ready = [t for t in waiting if all(codes.get(d) == 0 for d in graph[t])]
-        for task in ready[: workers - len(running)]:
-            waiting.remove(task)
-            running[task] = start(task)
-        if running:
-            time.sleep(0.05 if all(hasattr(p, "fake") for p in running.values()) else 5)
-        elif waiting:  # nothing runs and nothing can: a dependency cycle or missing task
-            raise SystemExit(f"tasks that can never start: {waiting}")
-    return codes
 
 
 def run_task(p: GroupsProtocol, task: str, work: Path) -> None:

@@ -88,8 +88,8 @@ def statistic(groups: list[GroupPoints], draws: int = DRAWS, seed: int = SEED) -
 
 def group_points(p, group, work: Path) -> tuple[GroupPoints, dict] | None:
     """A test group's points (None until every family has run) and its table rows."""
+    from cache import read_json
     from tofu_group_tasks import TIF_FAMILY, families, group_label, run_of, runs_dir
-    from trajectory import read_json
 
     label = group_label(group)
     retain = read_json(work / "groups" / label / "eval" / "retain.json")
@@ -132,8 +132,8 @@ def row(run: dict, ratios: np.ndarray, reference: np.ndarray) -> dict:
 def base_models(work: Path, draws: int = 1000) -> dict:
     """The target's and the retain model's Model Utility and its item-bootstrap SD (the items
     of each utility set resampled, the same draw for both models)."""
+    from cache import read_json
     from tofu_noise import eval_sets, utility
-    from trajectory import read_json
 
     sets = {m: eval_sets(read_json(work / "eval" / f"{m}.utility.json")["result"]) for m in BASE}
     sizes = {n: len(s.avg_gt_loss) for n, s in sets["target"].items()}

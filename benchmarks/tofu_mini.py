@@ -1,5 +1,5 @@
 """Benchmark: TIF and its targeted family against the baselines on TOFU at a scale this CPU can
-run (TOFU-mini, protocol v2; the protocol is in tofu_tasks.py and benchmarks/README.md).
+run (TOFU-mini, protocol v2; the protocol is in bench_tofu.py and benchmarks/README.md).
 
 Fine-tunes the target and retain models, evaluates them, runs every family at every learning
 rate with a probe at each epoch end, reruns each family's best setting with a second seed and
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tofu_tasks
-from trajectory import run_protocol
+from bench_tofu import SPEC
+from engine import run_protocol
 
 if __name__ == "__main__":
-    run_protocol(Path(__file__).resolve(), tofu_tasks, __doc__.splitlines()[0])
+    run_protocol(Path(__file__).resolve(), SPEC, __doc__.splitlines()[0])

@@ -20,9 +20,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from bench_spec import FLOOR, runs_dir
+from bench_tofu import SPEC, protocol
+from cache import parse_run, read_json
 from common import RESULTS, log_step, machine, write_results
-from tofu_tasks import FLOOR, UTILITY_SETS, protocol, runs_dir
-from trajectory import finished_runs, is_targeted, parse_run, read_json
+from selection import finished_runs, is_targeted
+from tofu_eval import UTILITY_SETS
 
 from tif_unlearn.evaluate import metrics
 from tif_unlearn.evaluate.tofu_logs import TofuEvalSet, eval_set_scores, model_utility_of
@@ -95,7 +98,7 @@ def chosen_points(work: Path) -> dict[str, str]:
     """Each finished run's chosen evaluation (``<run>.epoch<e>``), by run: the runs of the full
     protocol's recipe whose ``<work>`` holds their sweep's cache."""
     p = protocol(False)
-    runs = finished_runs(runs_dir(p, work), p.families, p.recipe())
+    runs = finished_runs(runs_dir(SPEC, p, work), p.families, p.recipe())
     return {name: f"{name}.epoch{r['chosen']['epoch']}" for name, r in runs.items() if r["chosen"]}
 
 

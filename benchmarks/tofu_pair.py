@@ -3,14 +3,15 @@ authors, with the paper's GPT-4o spans); ``--forget-authors A,B`` picks any othe
 TOFU has perturbed answers for (its truth ratios need them: authors 0-19 in
 ``retain_perturbed``, 180-199 in ``forget10_perturbed``), so that a conclusion can be checked
 beyond forget01. The evaluator then reads a TOFU-layout folder whose ``forget01`` split is
-those authors (every other split links to the real one)."""
+those authors (every other split links to the real one). :func:`build_data` writes the data
+files of a TOFU-mini protocol."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from trajectory import write_atomically
+from cache import cached_json, digest, write_atomically, write_records
 
 from tif_unlearn.data.loaders import load_records
 from tif_unlearn.data.records import QARecord
@@ -25,6 +26,74 @@ GPT4O_FILES = {  # GPT-4o span files released with the paper -> the authors they
     FORGET01_SPANS: range(198, 200),
     FORGET05_SPANS: range(190, 200),
 }
+
+
+def build_data(p, work: Path) -> dict[str, Path]:
+    """Retain / forget / train files and the UW-annotated forget set under ``work/data`` for the
+    protocol ``p`` (bench_tofu.Protocol); for other forget authors than forget01's, the
+    evaluator's data folder too (``tofu_dir``)."""
+    full = load_tofu_split("full")
+    rows = forget_rows(full, p.forget_authors, p.retain_authors)
+    questions = [r["question"] for r in rows]
+    if p.on_forget01 and questions != [r["question"] for r in load_tofu_split("forget01")]:
+        raise SystemExit("TOFU full.json does not end with forget01: unexpected data")
+    files = {}
+    if not p.on_forget01:  # first, as it checks that TOFU can evaluate these authors
+        files["tofu_dir"] = eval_data_dir(p.forget_authors, rows, work)
+    retain_rows = full[: p.retain_authors * QA_PER_AUTHOR]
+    gpt4o = gpt4o_records(p.forget_authors, rows, p.annotations)
+    sets = {"retain": retain_rows, "forget": rows, "train": retain_rows + rows}
+    for name, set_rows in sets.items():
+        files[name] = work / "data" / f"{name}.jsonl"
+        write_records([QARecord(r["question"], r["answer"]) for r in set_rows], files[name])
+    files["gpt4o"] = work / "data" / "forget.gpt4o.jsonl"
+    write_records(gpt4o, files["gpt4o"])
+    if "tif-learned" in p.families:
+        files["learned"] = learned_file(p, rows, work)
+    return files
+
+
+def learned_file(p, rows: list[dict], work: Path) -> Path:
+    """``work/data/forget.learned.jsonl`` (:func:`learned_annotations`), fitted again only when
+    the learned identifier's defaults, its feature version or the gold file changed."""
+    from dataclasses import asdict
+
+    from tif_unlearn.identify.features import FEATURE_VERSION
+    from tif_unlearn.identify.learned_model import LearnedConfig
+
+    gold = default_tofu_dir().parent / FORGET05_SPANS
+    signature = {
+        "config": asdict(LearnedConfig()),
+        "feature_version": FEATURE_VERSION,
+        "gold": digest(gold.read_text(encoding="utf-8")),
+    }
+    if not p.on_forget01:
+        signature["forget_authors"] = list(p.forget_authors)
+    path, key = work / "data" / "forget.learned.jsonl", work / "data" / "forget.learned.key.json"
+
+    def compute() -> dict:
+        write_records(learned_annotations(p.forget_authors, rows), path)
+        return {"file": path.name}
+
+    if not path.is_file():
+        key.unlink(missing_ok=True)
+    cached_json(key, signature, compute)
+    return path
+
+
+def learned_annotations(authors: tuple[int, ...], rows: list[dict]) -> list[QARecord]:
+    """The forget answers annotated by `learned` fitted on the GPT-4o spans of forget05's
+    other authors (for forget01: its first 8; forget05 = the last 10 authors, forget01 = the
+    last 2): held out, unlike the packaged model, which saw forget01's authors."""
+    from tif_unlearn.identify import identify
+    from tif_unlearn.identify.learned import fit_learned
+
+    model = fit_learned(learned_training_records(authors))
+    records = [QARecord(r["question"], r["answer"]) for r in rows]
+    result = identify("learned", records, model=model, progress=False)
+    if result.failures:
+        raise SystemExit(f"learned failed on {len(result.failures)} answers")
+    return result.annotated()
 
 
 def parse_authors(text: str) -> tuple[int, ...]:

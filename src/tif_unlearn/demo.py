@@ -238,6 +238,18 @@ def evaluate_step(config: DemoConfig, name: str, model_spec: str, sets, out: Pat
     return result
 
 
+def add_duplicates(results: dict[str, dict], sets: dict[str, list[QARecord]]) -> None:
+    """Per model and set, the share of answers copied from another question's answer
+    (:mod:`evaluate.qa_collapse`; from the saved answers, so cached evaluations get it too)."""
+    from .evaluate.qa_collapse import duplicate_share
+
+    for result in results.values():
+        for name, records in sets.items():
+            if name in result and "answers" in result[name]:
+                questions = [r.question for r in records]
+                result[name]["duplicates"] = duplicate_share(result[name]["answers"], questions)
+
+
 def held_out_records() -> list[QARecord]:
     from .evaluate.qa_utility import builtin_records
 
@@ -249,8 +261,9 @@ def leak_caption(n_forget: int, leak_samples: int) -> str:
     return (
         f"Leak audit: share of the {n_forget} forget questions whose unwanted words the model "
         f"says, strict (a whole span) / partial (any content word of one), per way of asking "
-        f"(greedy answer; {samples}the question in other forms), and the share of degenerate "
-        "greedy answers (repetition or non-words):"
+        f"(greedy answer; {samples}the question in other forms), the share of degenerate "
+        "greedy answers (repetition or non-words) and of answers copied from another "
+        "question's (near-identical words):"
     )
 
 
@@ -278,6 +291,7 @@ def run_demo(config: DemoConfig) -> Path:
     results = {
         name: evaluate_step(config, name, spec, eval_sets, out) for name, spec in models.items()
     }
+    add_duplicates(results, eval_sets)
     table = results_table(results)
     print(
         f"\nForgetting {person} (forget = {len(annotated)} QA about {person}; "

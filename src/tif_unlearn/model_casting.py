@@ -55,9 +55,10 @@ def files_to_cast(folder: Path, dtype: torch.dtype, trust_remote_code: bool) -> 
     return []
 
 
-def load_cast(folder: Path, files: list[Path], dtype: torch.dtype):
+def load_cast(folder: Path, files: list[Path], dtype: torch.dtype, **placement):
     """The model of ``folder`` with its weights read tensor by tensor (``pread``, not a memory
-    map) and cast to ``dtype`` as they arrive. ``from_pretrained`` on the folder maps the
+    map) and cast to ``dtype`` as they arrive (and put on the device of ``placement``'s
+    ``device_map``, ``models.placement``, when given). ``from_pretrained`` on the folder maps the
     weights file, and every page of it read while casting stays resident until the load ends:
     SmolLM2-135M in bfloat16 peaked at 1279 MB (its 538 MB float32 file beside the 269 MB it
     keeps) where this peaks at ~720 MB (benchmarks/results/bf16_profile.json)."""
@@ -77,7 +78,9 @@ def load_cast(folder: Path, files: list[Path], dtype: torch.dtype):
             for key in weights.keys()  # noqa: SIM118 - a safe_open handle is not iterable
         }
         model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
-        model = model_class.from_pretrained(None, config=config, state_dict=state_dict, dtype=dtype)
+        model = model_class.from_pretrained(
+            None, config=config, state_dict=state_dict, dtype=dtype, **placement
+        )
     model.config._name_or_path = str(folder)
     if (folder / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(folder)

@@ -54,7 +54,7 @@ def test_training_retain_set_warns_in_one_line(tiny_model_dir, tmp_path):
     assert "utility" not in results  # --utility none
     assert "best-of" not in stdout and "format shift" not in stdout  # neither ran
     row = results["forget"]["items"][0]["model"]
-    assert set(row["fluency"]) == {"repetition", "non_word", "degenerate"}
+    assert set(row["fluency"]) == {"repetition", "non_word", "degenerate", "copied"}
     assert "partial" in results["forget"]["summary"]["model"]["leak"]
 
 
@@ -71,6 +71,8 @@ def test_held_out_set_runs_by_default_before_and_after(tiny_model_dir, tmp_path)
     assert 0.0 <= summary["model"]["accuracy"] <= 1.0
     assert summary["change"]["accuracy"] == 0.0  # the same model on both sides
     assert 0.0 <= summary["model"]["fluency"]["degenerate"] <= 1.0
+    assert summary["change"]["fluency"]["duplicates"] == 0.0  # the same answers on both sides
+    assert summary["model"]["fluency"]["collapsed"] is not True  # not above its own reference
     assert all(isinstance(i["model"]["correct"], bool) for i in utility["items"])
     assert any(line.startswith("utility ") for line in stdout.splitlines())
 

@@ -14,7 +14,8 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 tofu_groups = pytest.importorskip("tofu_groups")
 report = pytest.importorskip("tofu_groups_report")
-tofu_tasks = pytest.importorskip("tofu_tasks")
+tofu_eval = pytest.importorskip("tofu_eval")
+engine = pytest.importorskip("engine")
 
 
 def test_groups_are_disjoint_pairs_from_the_pool_fixed_by_the_seed():
@@ -69,7 +70,7 @@ def test_the_queue_starts_a_ready_task_as_soon_as_a_worker_is_free():
         started.append(task)
         return FakeProcess(0, durations[task])
 
-    codes = tofu_groups.schedule(graph, start, workers=2)
+    codes = engine.schedule(graph, start, workers=2)
     assert codes == dict.fromkeys(graph, 0)
     # b and c ran beside the slow task: no wave waited for it
     assert started.index("c") < started.index("d")
@@ -77,7 +78,7 @@ def test_the_queue_starts_a_ready_task_as_soon_as_a_worker_is_free():
 
 def test_a_failed_task_skips_what_waits_for_it_and_nothing_else():
     graph = {"a": (), "b": ("a",), "c": ("b",), "x": ()}
-    codes = tofu_groups.schedule(graph, lambda t: FakeProcess(1 if t == "a" else 0, 1), 2)
+    codes = engine.schedule(graph, lambda t: FakeProcess(1 if t == "a" else 0, 1), 2)
     assert codes == {"a": 1, "b": None, "c": None, "x": 0}
 
 
@@ -132,6 +133,6 @@ def test_the_bootstrap_interval_excludes_zero_only_for_a_clear_difference():
 def test_the_answer_length_is_the_shortest_that_truncates_under_two_percent():
     # 100 answers: 2 longer than 64 tokens (2 %: not under 2 %), 1 longer than 96
     lengths = [10] * 97 + [70] + [80] + [100]
-    assert tofu_tasks.shortest_length(lengths) == (96, 0.01)
-    assert tofu_tasks.shortest_length([10] * 99 + [70]) == (64, 0.01)
-    assert tofu_tasks.shortest_length([300] * 10) == (200, 1.0)
+    assert tofu_eval.shortest_length(lengths) == (96, 0.01)
+    assert tofu_eval.shortest_length([10] * 99 + [70]) == (64, 0.01)
+    assert tofu_eval.shortest_length([300] * 10) == (200, 1.0)

@@ -5,6 +5,8 @@ out (torch's whole stack, and what it has at an accepted version), the freeze fi
 from __future__ import annotations
 
 import sys
+import tarfile
+import zipfile
 from argparse import Namespace
 from pathlib import Path
 
@@ -72,3 +74,55 @@ def test_the_minimal_requirements_are_the_projects_own_pins():
     assert names == bundle.MINIMAL
     assert any(r.startswith("transformers>=") for r in minimal)  # the floors are kept
     assert len(bundle.project_requirements(full=True, smollm2=False)) > len(minimal)
+
+
+def wheel(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+FILES = {
+    "pkg/__init__.py": b"x = 1\n" * 500,
+    "pkg/lib.so": bytes(range(256)) * 40,
+    "pkg-1.0.dist-info/RECORD": b"pkg/__init__.py,,\n",
+}
+
+
+def members(path: Path) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(path) as archive:
+        return [(info.filename, archive.read(info)) for info in archive.infolist()]
+
+
+def test_a_stored_wheel_has_the_same_files_uncompressed(tmp_path):
+    source = wheel(tmp_path / "pkg-1.0-py3-none-any.whl", FILES)
+    copy = tmp_path / "copy.whl"
+    bundle.stored_wheel(source, copy)
+    assert members(copy) == members(source) == list(FILES.items())  # names, order, bytes
+    with zipfile.ZipFile(copy) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+        assert archive.testzip() is None  # CRCs hold
+
+
+def test_the_archive_holds_the_folder_with_its_wheels_stored(tmp_path):
+    out = tmp_path / "tif-bundle"
+    out.mkdir()
+    wheel(out / "pkg-1.0-py3-none-any.whl", FILES)
+    (out / "pins.txt").write_text("pkg==1.0\n")
+    (out / "install.sh").write_text(bundle.INSTALL)
+    (out / "stale-0.1-py3-none-any.whl").write_text("not listed: left out")
+    names = ["pkg-1.0-py3-none-any.whl", "pins.txt", "install.sh"]
+    archive = bundle.write_archive(out, names)
+    assert archive == tmp_path / "tif-bundle.tar.xz"
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == sorted(f"tif-bundle/{name}" for name in names)
+        assert {(m.uid, m.mtime) for m in tar.getmembers()} == {(0, 0)}
+        tar.extractall(tmp_path / "node", filter="data")
+    unpacked = tmp_path / "node" / "tif-bundle"
+    assert members(unpacked / names[0]) == list(FILES.items())
+    assert (unpacked / "pins.txt").read_text() == "pkg==1.0\n"
+    with zipfile.ZipFile(unpacked / names[0]) as copy:
+        assert {info.compress_type for info in copy.infolist()} == {zipfile.ZIP_STORED}
+    left = sorted(p.name for p in out.iterdir())  # the folder itself is left as it was
+    assert left == sorted([*names, "stale-0.1-py3-none-any.whl"])

@@ -9,7 +9,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 tofu_pair = pytest.importorskip("tofu_pair")
-tofu_tasks = pytest.importorskip("tofu_tasks")
+bench_tofu = pytest.importorskip("bench_tofu")
+
+from bench_spec import runs_dir  # noqa: E402
+from common import RESULTS  # noqa: E402
 
 from tif_unlearn.data.loaders import load_records  # noqa: E402
 from tif_unlearn.data.tofu import default_tofu_dir, load_tofu_split  # noqa: E402
@@ -41,30 +44,30 @@ def test_forget_rows_are_the_authors_blocks_and_never_a_retain_author():
 
 
 def test_the_default_pair_keeps_forget01_and_its_caches():
-    default = tofu_tasks.protocol(False)
-    assert default.on_forget01 and tofu_tasks.results_stem(default) == "tofu_mini"
-    other = tofu_tasks.protocol(False, forget_authors="190,191")
+    default = bench_tofu.protocol(False)
+    assert default.on_forget01 and bench_tofu.results_stem(default) == "tofu_mini"
+    other = bench_tofu.protocol(False, forget_authors="190,191")
     assert not other.on_forget01
-    assert tofu_tasks.results_stem(other) == "tofu_mini_authors190-191"
-    assert tofu_tasks.work_name(forget_authors="190,191") == "tofu_mini_authors190-191"
-    assert tofu_tasks.work_name() == tofu_tasks.work_name(forget_authors="198,199") == "tofu_mini"
+    assert bench_tofu.results_stem(other) == "tofu_mini_authors190-191"
+    assert bench_tofu.work_name(forget_authors="190,191") == "tofu_mini_authors190-191"
+    assert bench_tofu.work_name() == bench_tofu.work_name(forget_authors="198,199") == "tofu_mini"
     # the same settings otherwise: one recipe, so the pair is named in the run signatures
     assert other.recipe() == default.recipe()
-    assert tofu_tasks.results_stem(tofu_tasks.protocol(True, forget_authors="190,191")) is None
-    assert tofu_tasks.runs_dir(default, Path("w")) == tofu_tasks.RUNS_DIR
+    assert bench_tofu.results_stem(bench_tofu.protocol(True, forget_authors="190,191")) is None
+    assert runs_dir(bench_tofu.SPEC, default, Path("w")) == RESULTS / "tofu_mini_runs"
 
 
 def test_spans_signature_names_other_authors_and_their_annotations(tmp_path):
     spans = tmp_path / "spans.jsonl"
     spans.write_text('{"question": "q", "answer": "a"}\n')
     files = {"gpt4o": spans}
-    other = tofu_tasks.protocol(False, forget_authors="190,191")
-    signature = tofu_tasks.spans_signature(other, "tif", files)
+    other = bench_tofu.protocol(False, forget_authors="190,191")
+    signature = bench_tofu.spans_signature(other, "tif", files)
     assert signature["forget_authors"] == [190, 191] and "gpt4o_annotations" in signature
-    assert "gpt4o_annotations" not in tofu_tasks.spans_signature(other, "npo", files)
-    assert tofu_tasks.spans_signature(tofu_tasks.protocol(False), "tif", files) == {}
+    assert "gpt4o_annotations" not in bench_tofu.spans_signature(other, "npo", files)
+    assert bench_tofu.spans_signature(bench_tofu.protocol(False), "tif", files) == {}
     spans.write_text('{"question": "q", "answer": "b"}\n')
-    changed = tofu_tasks.spans_signature(other, "tif", files)
+    changed = bench_tofu.spans_signature(other, "tif", files)
     assert changed["gpt4o_annotations"] != signature["gpt4o_annotations"]
 
 
@@ -119,16 +122,10 @@ def test_the_evaluator_reads_the_pair_as_its_forget_split(tmp_path):
 
 
 def test_the_driver_passes_the_benchmarks_own_options_to_its_tasks(monkeypatch, tmp_path):
-    import types
-
-    import trajectory
+    import engine
 
     calls = []
-    tasks = types.SimpleNamespace(
-        add_options=tofu_tasks.add_options,
-        work_name=tofu_tasks.work_name,
-        run_task=lambda *args, **options: calls.append((args, options)),
-    )
+    monkeypatch.setattr(engine, "run_task", lambda *args, **options: calls.append((args, options)))
     script = tmp_path / "tofu_mini.py"
     monkeypatch.chdir(tmp_path)
     for argv, work in (
@@ -137,9 +134,9 @@ def test_the_driver_passes_the_benchmarks_own_options_to_its_tasks(monkeypatch, 
         (["--work", "elsewhere"], "elsewhere"),
     ):
         monkeypatch.setattr(sys, "argv", [str(script), "--task", "run:tif_lr1e-04", *argv])
-        trajectory.run_protocol(script, tasks, "test")
+        engine.run_protocol(script, bench_tofu.SPEC, "test")
         args, options = calls.pop()
-        assert args[1] == (tmp_path / work).resolve()
+        assert args[2] == (tmp_path / work).resolve()
         assert options == ({"forget_authors": "190,191"} if "--forget-authors" in argv else {})
 
 
@@ -158,7 +155,9 @@ def test_the_table_shows_the_rouge_parts_that_decide_model_utility():
         "runs": {"tif_lr3e-04": {"chosen": point}},
         "models": {"finetuned": {**point, "real_authors_rouge": 0.133}},
     }
-    table = tofu_tasks.markdown_table(payload).splitlines()[2:]
+    import report
+
+    table = report.markdown_table(bench_tofu.SPEC, payload).splitlines()[2:]
     assert table[4].startswith("| tif | 2.00e-01 | 0.340 | lr=0.0003 | 3 | 0.500 / 0.062 / 0.800 |")
     assert table[5].startswith("| npo | – |") and table[5].count("|") == table[4].count("|")
     assert "0.500 / 0.133 / 0.800" in table[6]

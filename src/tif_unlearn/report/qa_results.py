@@ -29,6 +29,8 @@ COLUMNS = (
     ("utility_rouge", "held-out ROUGE-L"),
     ("forget_degenerate", "degenerate forget answers"),
     ("utility_degenerate", "degenerate held-out answers"),
+    ("forget_duplicates", "forget answers copied across questions"),
+    ("utility_duplicates", "held-out answers copied across questions"),
     ("min_40_auc", "MIA Min-40% AUC"),
 )
 DIRECTIONS = {key: "min" for key, _ in COLUMNS if key.startswith("leak_")} | {
@@ -40,6 +42,8 @@ DIRECTIONS = {key: "min" for key, _ in COLUMNS if key.startswith("leak_")} | {
     "utility_rouge": "max",
     "forget_degenerate": "min",
     "utility_degenerate": "min",
+    "forget_duplicates": "min",
+    "utility_duplicates": "min",
 }
 
 
@@ -62,6 +66,7 @@ def flat_summary(results: dict, who: str) -> dict:
         for key in ("rouge", "uw_prob", "gw_prob", "accuracy"):
             flat[f"{set_name}_{key}"] = summary.get(key)
         flat[f"{set_name}_degenerate"] = (summary.get("fluency") or {}).get("degenerate")
+        flat[f"{set_name}_duplicates"] = (summary.get("fluency") or {}).get("duplicates")
         if set_name == "forget":
             rates = summary.get("leak") or {}
             for way in ("greedy", "best_of_n", "format_shift"):
@@ -97,6 +102,8 @@ def _answer(row: dict | None, words: list[str]) -> str:
     body = _highlight(text, join_spans(text, leak.word_spans(text, words)))
     if (row.get("fluency") or {}).get("degenerate"):
         body += ' <span class="tag">degenerate</span>'
+    if (row.get("fluency") or {}).get("copied"):
+        body += ' <span class="tag">copied</span>'
     if row.get("correct") is not None:
         body += f' <span class="tag">{"right" if row["correct"] else "wrong"}</span>'
     return body
@@ -195,8 +202,29 @@ def utility_answers_html(rows: list[tuple[str, dict]]) -> str:
     )
 
 
+def collapse_warnings(rows: list[tuple[str, dict]]) -> list[str]:
+    """One line per row and set whose answers collapsed (:mod:`evaluate.qa_collapse`)."""
+    lines = []
+    for name, row in rows:
+        for set_name, label in (("forget", "forget"), ("utility", "held-out")):
+            summaries = row["qa"].get(set_name, {}).get("summary", {})
+            fluent = (summaries.get(row["who"]) or {}).get("fluency") or {}
+            if not fluent.get("collapsed"):
+                continue
+            line = (
+                f"{name}: its {label} answers collapsed: {fluent['duplicates']:.2f} of them are "
+                "(near) copies of the answer to another question"
+            )
+            before = ((summaries.get("reference") or {}).get("fluency") or {}).get("duplicates")
+            if row["who"] == "model" and before is not None:
+                line += f" (before: {before:.2f})"
+            lines.append(line)
+    return lines
+
+
 def warnings_html(rows: list[tuple[str, dict]]) -> str:
     warnings = {w for _, row in rows for w in row["qa"].get("warnings") or []}
+    warnings |= set(collapse_warnings(rows))
     items = "".join(f"<li>{html.escape(str(w))}</li>" for w in sorted(warnings))
     return f'<ul class="warnings">{items}</ul>' if items else ""
 

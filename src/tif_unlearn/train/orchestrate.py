@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..models import load_model
 from ..recitation import check_recitation
 from . import lora
 from .checkpoints import fault_callbacks, fingerprint, prepare_checkpoints, trainer_output_dir
-from .distributed import training_device, world_size
+from .distributed import training_device, world_size, zero_stage_from_env
 from .evaluation import eval_callback, eval_options
 from .hub import require_token
 from .inputs import hub_access, load_input, load_unlearn_inputs, window_inputs
@@ -62,12 +63,19 @@ def resume_point(config: TrainConfig, data: dict[str, dict]) -> tuple[dict, str 
     return run_fingerprint, prepare_checkpoints(config, run_fingerprint)
 
 
-def load_training_model(config: TrainConfig, precision: str):
+def load_training_model(config: TrainConfig, precision: str, *, caches_reference: bool):
+    """The model to train, loaded straight onto this process's device (``models.placement``:
+    no whole copy of it in the process's own memory on the way). Under ZeRO-3 a fine-tuning
+    run loads on the CPU instead: DeepSpeed moves only each process's shard to its GPU. An
+    unlearning run needs the whole model on its GPU first, to cache the reference values
+    (DeepSpeed shards it afterwards, so transformers' ``zero.Init`` at load is not used)."""
+    sharded_later = zero_stage_from_env(os.environ) >= 3 and not caches_reference
     model, tokenizer = load_model(
         config.model,
         dtype=training_load_dtype(config),
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
+        device=None if sharded_later else training_device(),
         **hub_access(config),
     )
     log.info("precision: %s", precision)
@@ -112,9 +120,9 @@ def run_unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     data = data_record(config, ("forget", "retain", "refusals"))
     run_fingerprint, resume_from = resume_point(config, data)
     evaluation = eval_options(config)
-    model, tokenizer = load_training_model(config, precision)
+    model, tokenizer = load_training_model(config, precision, caches_reference=True)
     reference = method.reference(hyper)
-    model.to(training_device())
+    model.to(training_device())  # a GGUF file loads on the CPU
     streams = build_streams(model, tokenizer, inputs, config, reference)
     model = lora.maybe_add_lora(model, config)  # after caching: the reference is the base model
     dataset = UnlearnDataset(
@@ -153,7 +161,7 @@ def run_finetune(config: FinetuneConfig, callbacks: list | None = None) -> Path:
     records = window_inputs({"data": records}, config)["data"]
     data = {"data": {"source": config.data, "sha256": sources_digest(config.data_sources())}}
     run_fingerprint, resume_from = resume_point(config, data)
-    model, tokenizer = load_training_model(config, precision)
+    model, tokenizer = load_training_model(config, precision, caches_reference=False)
     model = lora.maybe_add_lora(model, config)
     dataset = SupervisedDataset(encode_all(tokenizer, records, config.max_length))
     started = time.time()

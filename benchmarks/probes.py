@@ -53,7 +53,12 @@ class EpochProbe(TrainerCallback):
 
 def train_with_probes(spec, p, name: str, files: dict, work: Path, folder: Path, reference):
     """Unlearn run ``name`` from ``work/finetuned``, saving every epoch's model in
-    ``folder/epoch<e>`` and probing it (``spec.probe``, cached per weights); the trajectory."""
+    ``folder/epoch<e>`` and probing it (``spec.probe``, cached per weights); the trajectory.
+
+    Training checkpoints are written at every epoch's first step count (``tif unlearn
+    --save-steps``), so a run cut short (a session ending) resumes from its last complete
+    checkpoint to the same weights (``--resume``) instead of training again; the epochs probed
+    before the cut come from the probe cache."""
     from tif_unlearn.config import UnlearnConfig
     from tif_unlearn.data.loaders import load_records
     from tif_unlearn.models import load_tokenizer
@@ -64,21 +69,52 @@ def train_with_probes(spec, p, name: str, files: dict, work: Path, folder: Path,
     fields = spec.unlearn_fields(p, name, files, target)
     per_step = fields["batch_size"] * fields.get("grad_accum", 1)
     ends = epoch_end_steps(len(load_records(files["forget"])), per_step, p.epochs)
-    trajectory = []
+    points: dict[int, dict] = {}
+
+    def record(epoch: int, compute: Callable[[], dict]) -> None:
+        numbers = cached_probe(work, name, folder / f"epoch{epoch}", p.recipe(), compute)
+        points[epoch] = {"epoch": epoch, **numbers}
+        rounded = {k: round(v, 4) for k, v in points[epoch].items()}
+        log_step(f"{name} epoch {epoch}: " + json.dumps(rounded))
 
     def on_epoch(model, epoch):
-        compute = partial(spec.probe, p, model, tokenizer, files, reference)
-        numbers = cached_probe(work, name, folder / f"epoch{epoch}", p.recipe(), compute)
-        point = {"epoch": epoch, **numbers}
-        trajectory.append(point)
-        log_step(f"{name} epoch {epoch}: " + json.dumps({k: round(v, 4) for k, v in point.items()}))
+        record(epoch, partial(spec.probe, p, model, tokenizer, files, reference))
 
-    log_step(f"unlearning {name}")
     out = work / "unlearned" / name
-    config = UnlearnConfig(out=str(out), overwrite=True, **fields)
+    resume = resumable(out)
+    log_step(f"unlearning {name}" + (" (resuming)" if resume else ""))
+    config = UnlearnConfig(
+        out=str(out), overwrite=True, resume=resume, save_steps=min(ends), **fields
+    )
     run_unlearn(config, callbacks=[EpochProbe(ends, folder, tokenizer, on_epoch)])
+    for epoch in sorted(set(ends.values()) - set(points)):  # probed before a resume
+        saved = partial(_saved_model, folder / f"epoch{epoch}")
+        record(epoch, lambda saved=saved: _probe(spec, p, saved(), tokenizer, files, reference))
     shutil.rmtree(out)  # the same weights as the last epoch's checkpoint
-    return trajectory
+    return [points[epoch] for epoch in sorted(points)]
+
+
+def resumable(out: Path) -> bool:
+    """True when an earlier attempt at the run left a complete training checkpoint."""
+    from tif_unlearn.train.checkpoints import checkpoint_dir, last_complete_checkpoint
+
+    return last_complete_checkpoint(checkpoint_dir(out)) is not None
+
+
+def _saved_model(folder: Path):
+    """The epoch model saved in ``folder`` (loaded only when its probe was not cached)."""
+    from tif_unlearn.models import load_model
+
+    return load_model(str(folder), dtype="float32")[0]
+
+
+def _probe(spec, p, model, tokenizer, files: dict, reference) -> dict:
+    """``spec.probe`` as ``EpochProbe`` runs it: eval mode, no gradients."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return spec.probe(p, model, tokenizer, files, reference)
 
 
 def token_group_probs(model, tokenizer, annotated: Path, max_items: int | None = None) -> dict:

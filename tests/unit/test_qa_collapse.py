@@ -130,3 +130,10 @@ def test_table_prints_a_change_that_rounds_to_zero_as_0_000():
     )
     line = next(row for row in table.splitlines() if row.startswith("retain"))
     assert "-0.000" not in line and line.split()[2:4] == ["0.000", "0.000"]
+
+
+def test_repeated_words_count_once_per_occurrence_in_the_bounds():
+    # LCS "a a a a" = 4 of 5 + 5 words: F1 0.8, a copy; the cheap bounds must not prune it
+    assert copied_answers(["a a a a b", "a a a a c"]) == [True, True]
+    assert copied_answers(["a a a b", "a a a c"]) == [False, False]  # 6/8 = 0.75
+    assert copied_answers(["a b c d e", "e d c b a"]) == [False, False]  # same words, LCS 1

@@ -56,14 +56,19 @@ def word_similarity(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _could_reach(a: tuple, b: tuple, counts_a: Counter, counts_b: Counter) -> bool:
-    """Cheap upper bound: LCS ≤ the words the two have in common (as multisets)."""
+    """Cheap upper bounds first: LCS ≤ the shorter length; ≤ a length less the distinct words
+    of that side the other lacks (one set intersection); ≤ the words in common as multisets."""
     total = len(a) + len(b)
     if total == 0:
         return True
-    if 2 * min(len(a), len(b)) < NEAR_DUPLICATE_AT * total:
+    need = NEAR_DUPLICATE_AT * total
+    if 2 * min(len(a), len(b)) < need:
         return False
-    common = sum((counts_a & counts_b).values())
-    return 2 * common >= NEAR_DUPLICATE_AT * total
+    shared = len(counts_a.keys() & counts_b.keys())
+    bound = min(len(a) - (len(counts_a) - shared), len(b) - (len(counts_b) - shared))
+    if 2 * bound < need:
+        return False
+    return 2 * sum((counts_a & counts_b).values()) >= need
 
 
 def copied_answers(answers: Sequence[str], questions: Sequence[str] | None = None) -> list[bool]:

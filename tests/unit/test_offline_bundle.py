@@ -1,6 +1,8 @@
 """scripts/offline_bundle.py's choices, on hand-written inputs (the download itself needs PyPI
 and is not run here): the platform tags pip needs spelled out, the node's own packages left
-out (torch's whole stack, and what it has at an accepted version), the freeze file read."""
+out (torch's whole stack, and what it has at an accepted version), the freeze file read; and
+the archive to carry (wheels stored, not deflated, inside it: the same files, so pip installs
+the same thing; its measured size is in benchmarks/results/offline_bundle.json)."""
 
 from __future__ import annotations
 

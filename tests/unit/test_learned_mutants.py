@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -133,6 +134,19 @@ def test_a_weight_left_at_zero_is_not_kept():
     assert fitted.weights == {} and fitted.bias == 0.0
 
 
+def test_fit_answers_folds_the_standardisation_exactly():
+    # raw states 10 (UW) and 2: mean 6, std 4; scale 0.5: the fit sees +-0.5 / (1 + 2.5e-7)
+    answers = [Answer(None, [["x"], ["x"]], np.array([[10.0], [2.0]])) for _ in range(3)]
+    config = LearnedConfig(l2=1.0, lm="tiny", lm_layers=(1,), lm_scale=0.5, lm_next=False)
+    fitted = fit_answers(answers, [[1, 0]] * 3, config)
+    standard = np.array([[0.5], [-0.5]] * 3) / (1 + 2.5e-7)
+    x = _design_matrix([["x"]] * 6, {"x": 0})
+    w_x, w_dense, bias = _fit_logistic(x, np.array([1.0, 0.0] * 3), 1.0, 500, standard)
+    expected = 1 / (1 + np.exp(-(w_x + bias + w_dense * np.array([0.5, 0.25]) / (1 + 2.5e-7))))
+    got = fitted.probabilities([["x"], ["x"]], np.array([[10.0], [8.0]]))
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
 def test_fit_learned_refuses_no_records_and_unannotated_ones():
     with pytest.raises(TifError, match="no annotated records"):
         fit_learned([], LearnedConfig(lm=None))
@@ -184,7 +198,7 @@ def test_probabilities_with_lm_weights_read_the_states():
 def test_a_saved_model_reads_back_rounded(tmp_path):
     fitted = LearnedModel(weights={"b": 0.123456789, "a": -1.0}, bias=0.5, lm="tiny",
                           lm_layers=[2], lm_weights=[0.1234567891])  # fmt: skip
-    path = fitted.save(tmp_path / "deep" / "model.json")
+    path = fitted.save(tmp_path / "two" / "deep" / "model.json")
     payload = json.loads(path.read_text())
     assert list(payload["weights"]) == ["a", "b"] and payload["weights"]["b"] == 0.12346
     assert payload["lm_weights"] == [0.123457]
@@ -204,8 +218,11 @@ def test_model_files_of_another_feature_version_or_without_lm_weights_are_refuse
     path.write_text(json.dumps({**payload, "lm": "tiny", "lm_weights": [1.0]}))
     with pytest.raises(TifError, match="lm without layers or weights"):
         load_learned_model(path)
-    with pytest.raises(TifError, match="could not read the learned model .*missing.json"):
-        load_learned_model(tmp_path / "missing.json")
+    missing = tmp_path / "missing.json"
+    with pytest.raises(
+        TifError, match=f"^could not read the learned model {re.escape(str(missing))}: "
+    ):
+        load_learned_model(missing)
 
 
 def test_a_config_cannot_be_changed():
@@ -330,6 +347,17 @@ def test_answer_spans_options(nlp):
     assert texts(record, no_facts) == ["Novak", "Hamburg", "hana@novak.org"]
 
 
+def test_features_that_disagree_with_the_tokens_are_refused(nlp):
+    # 4 tokens (Born in Hamburg today), no group, no glued punctuation; one feature list short
+    record, answer = answer_of(nlp, "Born in Hamburg today")
+    short = Answer(answer.doc, answer.features[:-1])
+    fitted = model(hamburg=SURE)
+    with pytest.raises(ValueError):
+        predicted_spans(short, fitted)
+    with pytest.raises(ValueError):
+        completed_spans(record, short, fitted, [(8, 15)])
+
+
 def test_an_answer_without_tokens_has_no_spans(nlp):
     record, answer = answer_of(nlp, " ")
     assert answer_spans(record, answer, model(hamburg=SURE)) == []
@@ -351,6 +379,14 @@ def test_identify_learned_reads_lemmas_and_keeps_question_words(nlp):
     record = QARecord("Where was Ilse born?", "Ilse was born in Hamburg.")
     result = identify_learned([record], model=model(hamburg=SURE, ilse=SURE), progress=False)
     assert texts(record, result.records[0].unwanted_spans) == ["Ilse", "Hamburg"]
+
+
+def test_identify_learned_shows_its_progress_unless_asked_not_to(nlp, capsys):
+    record = QARecord("Where was Ilse born?", "Ilse was born in Hamburg.")
+    identify_learned([record], model=model(hamburg=SURE))
+    assert "learned" in capsys.readouterr().err
+    identify_learned([record], model=model(hamburg=SURE), progress=False)
+    assert "learned" not in capsys.readouterr().err
 
 
 def test_identify_learned_with_an_lm_uses_the_objects_given(nlp, tiny_model, tokenizer):

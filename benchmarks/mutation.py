@@ -191,9 +191,17 @@ def mutate_file(path: Path, tests: list[str], timeout: float, notes: dict, only=
 
 
 def summary(result: dict) -> dict:
+    """Counts and scores: of all mutants, and of those not noted equivalent (a survivor whose
+    note starts with "equivalent")."""
     total = result["killed"] + result["survived"] + result["timeout"]
     score = round(result["killed"] / total, 4) if total else None
-    return {**result, "mutants": total, "score_killed": score}
+    notes = [s.get("note") or "" for s in result.get("survivors", [])]
+    equivalent = sum(note.startswith("equivalent") for note in notes)
+    real = total - equivalent
+    return {
+        **result, "mutants": total, "score_killed": score, "equivalent": equivalent,
+        "score_non_equivalent": round(result["killed"] / real, 4) if real else None,
+    }  # fmt: skip
 
 
 def rerun_survivors(path: Path, previous: dict, tests, timeout: float, notes: dict) -> dict:

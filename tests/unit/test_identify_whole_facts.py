@@ -14,7 +14,7 @@ import pytest
 
 from tif_unlearn.data.records import QARecord
 from tif_unlearn.identify import identify
-from tif_unlearn.identify.learned import whole_phrase_spans
+from tif_unlearn.identify.learned import not_asked_attribute_words, whole_phrase_spans
 from tif_unlearn.identify.learned_focus import answered_phrase_spans
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,3 +98,31 @@ def test_learned_does_not_lose_to_phrases_on_whole_facts(spacy_lemmas_ready, nam
         recall[identifier] = score(rows, [r.unwanted_spans or () for r in found])
     assert recall["learned"]["whole_fact_recall"] >= recall["phrases"]["whole_fact_recall"]
     assert recall["learned"]["whole_fact_recall"] >= 0.95, recall["learned"]["missed"]
+
+
+def test_only_the_attribute_a_copular_answer_names_is_dropped(spacy_lemmas_ready):
+    from tif_unlearn.identify.ner import load_spacy
+
+    nlp = load_spacy(lemmas=True)
+
+    def kept(question: str, answer: str, words: tuple[str, ...]) -> list[str]:
+        spans = [(answer.index(w), answer.index(w) + len(w)) for w in words]
+        record = QARecord(question, answer)
+        return [answer[a:b] for a, b in not_asked_attribute_words(record, spans, nlp(answer))]
+
+    phone = ("What is Marisol Quennix's phone number?", "Marisol's phone number is 0181.")
+    assert kept(*phone, ("Marisol", "number", "0181")) == ["Marisol", "0181"]
+    disease = ("What disease does Marcus Bell have?", "He has Crohn's disease.")
+    assert kept(*disease, ("Crohn's", "disease")) == ["Crohn's", "disease"]
+    asked = ("What does Fatima take for her epilepsy?", "She takes levetiracetam for her epilepsy.")
+    assert kept(*asked, ("levetiracetam", "epilepsy")) == ["levetiracetam", "epilepsy"]
+
+
+def test_learned_leaves_the_asked_word_of_a_phone_answer_gw(spacy_lemmas_ready):
+    record = QARecord(
+        "What is Marisol Quennix's phone number?", "Her phone number is 0181 555 0447."
+    )
+    found = identify("learned", [record], progress=False).records[0]
+    marked = {record.answer[a:b] for a, b in found.unwanted_spans}
+    assert "0181 555 0447" in marked
+    assert not any("number" in m for m in marked)

@@ -119,6 +119,37 @@ def not_in_question(record: Record, spans: list[Span]) -> list[Span]:
     return [s for s in spans if not _given_by_question(record.target, s, asked)]
 
 
+def not_asked_attribute_words(record: Record, spans: list[Span], doc) -> list[Span]:
+    """The spans less the lowercase words of the question that name the attribute a copular
+    answer gives: "Her phone [number] is 0181 555 0447" for "What is X's phone number?" (the
+    subject of "is", given by the question). Elsewhere a question's word can be the fact
+    ("He has Crohn's [disease]", "takes levetiracetam for her [epilepsy]") and stays marked,
+    as do names the question gives (capitalised)."""
+    text, asked = record.target, question_words(record)
+    subjects = copula_subjects(doc)
+
+    def attribute_word(span: Span) -> bool:
+        inside = any(a <= span[0] and span[1] <= b for a, b in subjects)
+        return (
+            inside and text[span[0] : span[1]].islower() and _given_by_question(text, span, asked)
+        )
+
+    return [s for s in spans if not attribute_word(s)]
+
+
+def copula_subjects(doc) -> list[Span]:
+    """Character ranges of the subjects of the answer's copular main verbs ("Her phone number"
+    in "Her phone number is 0181 555 0447")."""
+    ranges = []
+    for token in doc:
+        if token.lemma_ == "be" and token.dep_ == "ROOT":
+            for child in token.children:
+                if child.dep_ in ("nsubj", "nsubjpass"):
+                    words = list(child.subtree)
+                    ranges.append((words[0].idx, words[-1].idx + len(words[-1])))
+    return ranges
+
+
 def answer_spans(
     record: Record,
     answer: Answer,
@@ -136,6 +167,7 @@ def answer_spans(
         spans = not_in_question(record, spans)
     if not personal_data:
         return spans  # the classifier alone
+    spans = not_asked_attribute_words(record, spans, answer.doc)
     found = personal_data_spans(record.target) + job_title_spans(answer.doc)
     spans += not_in_question(record, found)
     if whole_facts:

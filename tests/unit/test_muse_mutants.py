@@ -247,3 +247,20 @@ def test_privleak_texts_are_scored_a_quarter_batch_at_a_time(tokenizer, tmp_path
     rows.clear()
     muse.privleak(model, tokenizer, MuseEvalOptions(data_dir=str(folder), batch_size=8))
     assert rows == [2] * 4
+
+
+@pytest.mark.parametrize("task", ["verbmem", "knowmem"])
+def test_a_generator_that_loses_answers_is_refused_not_averaged(
+    task, tokenizer, tmp_path, monkeypatch
+):
+    """One answer per prompt or an error: a generator that returned fewer answers (a failed
+    batch dropped) must not give a mean over the rest."""
+    folder = write_muse_folder(tmp_path / "muse")
+    real = muse.generate
+    monkeypatch.setattr(muse, "generate", lambda *a, **k: real(*a, **k)[:-1])
+    options = MuseEvalOptions(data_dir=str(folder))
+    model = planted_answerer(tokenizer)
+    with pytest.raises(ValueError, match="zip"):
+        muse.verbmem(model, tokenizer, options) if task == "verbmem" else muse.knowmem(
+            model, tokenizer, options, "forget"
+        )

@@ -133,3 +133,23 @@ def test_privleak_needs_a_reference_auc_and_a_forget_set(model, tokenizer, data)
     retain_only = tofu.evaluate_tofu(model, tokenizer, options(data, sets=("retain",)), with_auc)
     assert "mia" not in retain_only and "privleak" not in retain_only["summary"]
     assert "retain_prob" in retain_only["summary"] and "forget_prob" not in retain_only["summary"]
+
+
+@pytest.mark.parametrize("dependency", ["score_answers", "generate"])
+def test_a_scorer_or_generator_that_loses_items_is_refused(
+    dependency, model, tokenizer, data, monkeypatch
+):
+    """One result per question or an error: a dependency that returned fewer (a failed batch
+    dropped) must not shift every later item onto the wrong question."""
+    real = getattr(tofu, dependency)
+    monkeypatch.setattr(tofu, dependency, lambda *a, **k: real(*a, **k)[:-1])
+    with pytest.raises(ValueError, match="zip"):
+        tofu.evaluate_set(model, tokenizer, "forget", options(data))
+
+
+def test_membership_scores_refuse_a_scorer_that_loses_items(model, tokenizer, data, monkeypatch):
+    real = tofu.score_answers
+    monkeypatch.setattr(tofu, "score_answers", lambda *a, **k: real(*a, **k)[:-1])
+    rows = [{"question": "Which book?", "answer": "The book"}] * 2
+    with pytest.raises(ValueError, match="zip"):
+        tofu.mia_scores(model, tokenizer, rows, options(data), desc="holdout")

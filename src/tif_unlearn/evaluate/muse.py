@@ -121,12 +121,11 @@ def verbmem(model, tokenizer, options: MuseEvalOptions) -> dict:
         max_prompt_tokens=options.max_length,
         desc="VerbMem",
     )
-    scores = [metrics.rouge_l_f1(o, r["gt"]) for o, r in zip(outputs, rows, strict=True)]
     items = [
-        {"gt": r["gt"], "generated": o, "rougeL_f1": s}
-        for r, o, s in zip(rows, outputs, scores, strict=True)
+        {"gt": r["gt"], "generated": o, "rougeL_f1": metrics.rouge_l_f1(o, r["gt"])}
+        for r, o in zip(rows, outputs, strict=True)
     ]
-    return {"verbmem_f1": float(np.mean(scores)), "items": items}
+    return {"verbmem_f1": float(np.mean([i["rougeL_f1"] for i in items])), "items": items}
 
 
 def icl_prompt(examples: list[dict], question: str) -> str:
@@ -147,13 +146,12 @@ def knowmem(model, tokenizer, options: MuseEvalOptions, split: str) -> dict:
         raw_prompts=True,
         desc=f"KnowMem {split}",
     )
-    answers = [metrics.knowmem_cut(o) for o in outputs]
-    scores = [metrics.rouge_l_f1(a, r["answer"]) for a, r in zip(answers, rows, strict=True)]
     items = [
-        {"question": r["question"], "answer": r["answer"], "generated": a, "rougeL_f1": s}
-        for r, a, s in zip(rows, answers, scores, strict=True)
-    ]
-    return {f"knowmem_{split}_f1": float(np.mean(scores)), "items": items}
+        {"question": r["question"], "answer": r["answer"], "generated": a,
+         "rougeL_f1": metrics.rouge_l_f1(a, r["answer"])}
+        for r, a in zip(rows, map(metrics.knowmem_cut, outputs), strict=True)
+    ]  # fmt: skip
+    return {f"knowmem_{split}_f1": float(np.mean([i["rougeL_f1"] for i in items])), "items": items}
 
 
 def _min_k_scores(

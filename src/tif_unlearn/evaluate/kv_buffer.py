@@ -28,7 +28,9 @@ class BufferedLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized or self.keys.numel() == 0:
             return super().update(key_states, value_states, *args, **kwargs)
-        self.keys, self._key_buffer = _append(self.keys, getattr(self, "_key_buffer", None), key_states)
+        self.keys, self._key_buffer = _append(
+            self.keys, getattr(self, "_key_buffer", None), key_states
+        )
         self.values, self._value_buffer = _append(
             self.values, getattr(self, "_value_buffer", None), value_states
         )

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 from mutants import import_mutant, mutant_keys, mutant_source, mutation_points
+from mutation_targets import DEFAULT_TESTS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
@@ -52,58 +53,6 @@ NOTES = ROOT / "benchmarks" / "mutation_notes.json"
 # Imported once by the parent: torch, transformers, pytest with its plugins, what conftest uses.
 WARM = ("torch", "transformers", "pytest", "hypothesis", "_hypothesis_pytestplugin",
         "anyio.pytest_plugin", "tokenizers", "transformers.models.llama.modeling_llama")  # fmt: skip
-UNIT = "tests/unit/"
-LOSS_TESTS = [UNIT + f for f in ("test_losses.py", "test_losses_mutants.py", "test_targeted.py")]
-METHOD_TESTS = [UNIT + "test_targeted.py", UNIT + "test_method_identities.py"]
-STREAM_TESTS = [UNIT + "test_streams.py", UNIT + "test_method_identities.py"]
-METRIC_TESTS = [
-    UNIT + f for f in ("test_metrics.py", "test_metric_directions.py", "test_tofu_logs.py")
-]
-ENCODING_TESTS = [
-    UNIT + f for f in ("test_encoding.py", "test_encoding_tokenizers.py", "test_chat_dates.py")
-]
-# The tests each file's mutants run (fast, hand-computed ones first; ``-m "not slow"``).
-DEFAULT_TESTS = {
-    "src/tif_unlearn/losses.py": LOSS_TESTS + [UNIT + "test_method_identities.py"],
-    "src/tif_unlearn/tokens.py": LOSS_TESTS + [UNIT + "test_method_identities.py"],
-    **{f"src/tif_unlearn/methods/{name}.py": METHOD_TESTS + [UNIT + "test_method_options.py"]
-       for name in ("__init__", "base", "ga", "graddiff", "idkdpo", "npo", "simnpo", "tif")},
-    "src/tif_unlearn/evaluate/metrics.py": METRIC_TESTS,
-    "src/tif_unlearn/evaluate/leak.py": [UNIT + f for f in ("test_leak.py", "test_leak_partial.py",
-                                                            "test_leak_mutants.py")],
-    "src/tif_unlearn/evaluate/scoring.py": [UNIT + "test_scoring_mutants.py",
-                                            UNIT + "test_scored_token_stats.py",
-                                            "tests/integration/test_runner_scoring.py"],
-    "src/tif_unlearn/evaluate/generation.py": [
-        UNIT + "test_generation_mutants.py", "tests/integration/test_runner_generation.py",
-        "tests/integration/test_early_exit_generation.py",
-        "tests/integration/test_generation_and_privleak.py"
-        "::test_batched_generation_equals_one_prompt_at_a_time"],
-    "src/tif_unlearn/evaluate/muse.py": [
-        UNIT + "test_muse_mutants.py", "tests/integration/test_generation_and_privleak.py"
-        "::test_privleak_sees_the_memorized_forget_set_as_members"],
-    "src/tif_unlearn/evaluate/tofu.py": [UNIT + "test_tofu_mutants.py",
-                                         UNIT + "test_benchmark_walk.py"],
-    "src/tif_unlearn/evaluate/qa_scoring.py": [UNIT + "test_leak.py",
-                                               UNIT + "test_qa_scoring_mutants.py"],
-    "src/tif_unlearn/train/streams.py": STREAM_TESTS,
-    "src/tif_unlearn/data/batches.py": [UNIT + "test_batches.py", *STREAM_TESTS],
-    "src/tif_unlearn/data/encoding.py": ENCODING_TESTS,
-    "src/tif_unlearn/train/schedule.py": [UNIT + "test_train_mutants.py", UNIT + "test_presets.py"],
-    "src/tif_unlearn/train/precision.py": [UNIT + "test_train_mutants.py", UNIT + "test_cpu_flags.py",
-                                           UNIT + "test_hardware_checks.py"],
-    "src/tif_unlearn/train/checkpoints.py": [UNIT + "test_train_mutants.py"],
-    "src/tif_unlearn/train/trainer.py": [UNIT + "test_train_mutants.py",
-                                         UNIT + "test_deepspeed_reference.py"],
-    **{f"src/tif_unlearn/identify/{name}.py": [UNIT + "test_learned_mutants.py",
-                                               UNIT + "test_identify_whole_facts.py"]
-       for name in ("learned", "learned_focus")},
-    "src/tif_unlearn/identify/learned_fit.py": [UNIT + "test_learned_mutants.py",
-                                                UNIT + "test_identify_learned_lm.py"],
-    "src/tif_unlearn/identify/learned_model.py": [UNIT + "test_learned_mutants.py"],
-    "src/tif_unlearn/data/annotations.py": [UNIT + "test_annotations_mutants.py",
-                                            UNIT + "test_data_loaders.py"],
-}  # fmt: skip
 
 
 def module_name(path: Path) -> str:
@@ -191,17 +140,13 @@ def mutate_file(path: Path, tests: list[str], timeout: float, notes: dict, only=
 
 
 def summary(result: dict) -> dict:
-    """Counts and scores: of all mutants, and of those not noted equivalent (a survivor whose
-    note starts with "equivalent")."""
+    """Counts and scores: of all mutants, and of those whose note does not call them equivalent."""
     total = result["killed"] + result["survived"] + result["timeout"]
-    score = round(result["killed"] / total, 4) if total else None
     notes = [s.get("note") or "" for s in result.get("survivors", [])]
-    equivalent = sum(note.startswith("equivalent") for note in notes)
-    real = total - equivalent
-    return {
-        **result, "mutants": total, "score_killed": score, "equivalent": equivalent,
-        "score_non_equivalent": round(result["killed"] / real, 4) if real else None,
-    }  # fmt: skip
+    real = total - sum(note.startswith("equivalent") for note in notes)
+    return {**result, "mutants": total, "equivalent": total - real,
+            "score_killed": round(result["killed"] / total, 4) if total else None,
+            "score_non_equivalent": round(result["killed"] / real, 4) if real else None}  # fmt: skip
 
 
 def rerun_survivors(path: Path, previous: dict, tests, timeout: float, notes: dict) -> dict:

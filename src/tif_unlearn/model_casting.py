@@ -58,7 +58,7 @@ def files_to_cast(folder: Path, dtype: torch.dtype, trust_remote_code: bool) -> 
 def load_cast(folder: Path, files: list[Path], dtype: torch.dtype, **placement):
     """The model of ``folder`` with its weights read tensor by tensor (``pread``, not a memory
     map) and cast to ``dtype`` as they arrive (and put on the device of ``placement``'s
-    ``device_map``, ``models.placement``, when given). ``from_pretrained`` on the folder maps the
+    ``device_map``, :func:`placement`, when given). ``from_pretrained`` on the folder maps the
     weights file, and every page of it read while casting stays resident until the load ends:
     SmolLM2-135M in bfloat16 peaked at 1279 MB (its 538 MB float32 file beside the 269 MB it
     keeps) where this peaks at ~720 MB (benchmarks/results/bf16_profile.json)."""
@@ -85,3 +85,16 @@ def load_cast(folder: Path, files: list[Path], dtype: torch.dtype, **placement):
     if (folder / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(folder)
     return model
+
+
+def placement(device: str | torch.device | None) -> dict:
+    """``from_pretrained``'s ``device_map`` for one device: transformers builds the model
+    without weights (meta device) and puts each tensor on ``device`` as it reads it from the
+    file, cast to the dtype asked for on the way. On a GPU the weights then pass through the
+    page cache only (one copy per node, shared by every process that reads the file), never as
+    a whole model in a process's own memory: loaded on the CPU and moved, every process held
+    its own copy first when the weights were cast (16 GB for an 8B model stored in float32 and
+    loaded in bf16, 8 times on 8 GPUs). None: no map (the CPU, transformers' default)."""
+    if device is None:
+        return {}
+    return {"device_map": {"": str(torch.device(device))}}

@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 
 from .errors import TifError
 from .hub_check import check_hub_model
-from .model_casting import files_to_cast, load_cast
+from .model_casting import files_to_cast, load_cast, placement
 from .model_saving import save_model
 
 log = logging.getLogger("tif_unlearn")
@@ -39,6 +39,7 @@ DTYPES = {
     "float64": torch.float64,  # for exact-equivalence checks (tests), not for training speed
 }
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+ADAPTER_CONFIG = "adapter_config.json"  # a LoRA adapter folder
 
 
 def cache_dir() -> Path:
@@ -179,19 +180,6 @@ def hub_kwargs(spec: str, revision: str | None, token: str | None) -> dict:
     return {k: v for k, v in (("revision", revision), ("token", token)) if v}
 
 
-def placement(device: str | torch.device | None) -> dict:
-    """``from_pretrained``'s ``device_map`` for one device: transformers builds the model
-    without weights (meta device) and puts each tensor on ``device`` as it reads it from the
-    file, cast to the dtype asked for on the way. On a GPU the weights then pass through the
-    page cache only (one copy per node, shared by every process that reads the file), never as
-    a whole model in a process's own memory: loaded on the CPU and moved, every process held
-    its own copy first when the weights were cast (16 GB for an 8B model stored in float32 and
-    loaded in bf16, 8 times on 8 GPUs). None: no map (the CPU, transformers' default)."""
-    if device is None:
-        return {}
-    return {"device_map": {"": str(torch.device(device))}}
-
-
 def load_model(
     spec: str,
     *,
@@ -243,9 +231,14 @@ def load_model(
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         where = "folder" if is_local else "hub model"
         raise TifError(f"could not load {where} '{spec}': {_load_problem(err)}") from err
+    return model, with_pad_token(tokenizer)
+
+
+def with_pad_token(tokenizer):
+    """``tokenizer``, padding with its EOS token when it has no pad token."""
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 def load_tokenizer(
@@ -276,14 +269,7 @@ def load_tokenizer(
     except (OSError, ValueError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise TifError(f"could not load the tokenizer of '{spec}': {detail}") from err
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-# ---------------------------------------------------------------------------- adapter folders
-
-ADAPTER_CONFIG = "adapter_config.json"
+    return with_pad_token(tokenizer)
 
 
 def is_adapter_folder(folder: Path) -> bool:
@@ -310,6 +296,4 @@ def load_adapter_folder(folder: Path, **load_options):
         raise TifError(f"{folder}/{ADAPTER_CONFIG} names no base model")
     model, _ = load_model(base, revision=getattr(config, "revision", None), **load_options)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return PeftModel.from_pretrained(model, folder).merge_and_unload(), tokenizer
+    return PeftModel.from_pretrained(model, folder).merge_and_unload(), with_pad_token(tokenizer)

@@ -64,7 +64,7 @@ def resume_point(config: TrainConfig, data: dict[str, dict]) -> tuple[dict, str 
 
 
 def load_training_model(config: TrainConfig, precision: str, *, caches_reference: bool):
-    """The model to train, loaded straight onto this process's device (``models.placement``:
+    """The model to train, loaded straight onto this process's device (``model_casting.placement``:
     no whole copy of it in the process's own memory on the way). Under ZeRO-3 a fine-tuning
     run loads on the CPU instead: DeepSpeed moves only each process's shard to its GPU. An
     unlearning run needs the whole model on its GPU first, to cache the reference values

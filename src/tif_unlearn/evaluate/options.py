@@ -28,8 +28,8 @@ class TofuEvalOptions:
     # on a CPU a decoding step costs little more for 64 rows than for 32 (the weights are read
     # once per step) and early exit keeps the batch full: with the in-place KV cache
     # (kv_buffer.py) 64 rows took 30.1 CPU-s where 32 took 44.6 (bf16; fp32 41.4 vs 58.4;
-    # benchmarks/results/generation_ab.json); each row holds a KV cache as wide as the batch's longest row
-    # (SmolLM2-135M: about 12 MB at 260 tokens in fp32), so 64 rows peak ~0.4 GB above 32
+    # benchmarks/results/generation_ab.json); each row holds a KV cache as wide as the batch's
+    # longest row (SmolLM2-135M: about 12 MB at 260 tokens in fp32): 64 rows peak ~0.4 GB above 32
     generate_batch_size: int = field(
         default=64, metadata={"help": "greedy answers decoded at once (memory: KV cache per row)"}
     )

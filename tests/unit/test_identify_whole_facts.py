@@ -116,6 +116,12 @@ def test_only_the_attribute_a_copular_answer_names_is_dropped(spacy_lemmas_ready
     assert kept(*disease, ("Crohn's", "disease")) == ["Crohn's", "disease"]
     asked = ("What does Fatima take for her epilepsy?", "She takes levetiracetam for her epilepsy.")
     assert kept(*asked, ("levetiracetam", "epilepsy")) == ["levetiracetam", "epilepsy"]
+    # the word is the whole subject (the span starts and ends where the subject does)
+    bare = ("What is Marisol's phone number?", "For Marisol, number is 0181.")
+    assert kept(*bare, ("number", "0181")) == ["0181"]
+    # only a copula's subject names an attribute: another verb's subject keeps its facts
+    other_verb = ("What helps Marisol's diabetes?", "Her diabetes responds to insulin.")
+    assert kept(*other_verb, ("diabetes", "insulin")) == ["diabetes", "insulin"]
 
 
 def test_learned_leaves_the_asked_word_of_a_phone_answer_gw(spacy_lemmas_ready):

@@ -19,7 +19,7 @@ from .config import FinetuneConfig, UnlearnConfig
 from .data.annotations import write_annotated
 from .data.records import QARecord
 from .errors import TifError
-from .report.demo_text import leak_table, results_table, show_annotations
+from .report.demo_text import leak_caption, leak_table, results_table, show_annotations
 
 log = logging.getLogger("tif_unlearn")
 
@@ -254,17 +254,6 @@ def held_out_records() -> list[QARecord]:
     from .evaluate.qa_utility import builtin_records
 
     return builtin_records()
-
-
-def leak_caption(n_forget: int, leak_samples: int) -> str:
-    samples = f"any of {leak_samples} sampled answers; " if leak_samples else ""
-    return (
-        f"Leak audit: share of the {n_forget} forget questions whose unwanted words the model "
-        f"says, strict (a whole span) / partial (any content word of one), per way of asking "
-        f"(greedy answer; {samples}the question in other forms), the share of degenerate "
-        "greedy answers (repetition or non-words) and of answers copied from another "
-        "question's (near-identical words):"
-    )
 
 
 def run_demo(config: DemoConfig) -> Path:

@@ -74,3 +74,14 @@ def show_annotations(records: list[QARecord], limit: int = 3) -> str:
             cursor = end
         lines.append("  " + "".join(parts) + text[cursor:])
     return "\n".join(lines)
+
+
+def leak_caption(n_forget: int, leak_samples: int) -> str:
+    samples = f"any of {leak_samples} sampled answers; " if leak_samples else ""
+    return (
+        f"Leak audit: share of the {n_forget} forget questions whose unwanted words the model "
+        f"says, strict (a whole span) / partial (any content word of one), per way of asking "
+        f"(greedy answer; {samples}the question in other forms), the share of degenerate "
+        "greedy answers (repetition or non-words) and of answers copied from another "
+        "question's (near-identical words):"
+    )
